@@ -1,0 +1,94 @@
+"""Compatibility fixes for running Detectron2 0.6 (the PyPI ``pb1-detectron2`` build) on today's
+torch, NumPy and Pillow.
+
+Every fix checks that it is needed before it changes anything, so the same code runs unchanged
+with an upstream Detectron2 build (which has its C++ ops) and with old NumPy/Pillow. Fixes that
+concern the training engine rather than imports (the CPU/gloo launcher, DDP on CPU) live in
+``efl.engine``.
+"""
+import importlib.util
+import sys
+import types
+
+__all__ = ["apply", "applied_fixes"]
+
+_APPLIED = []
+
+
+def applied_fixes():
+    """Names of the fixes this process needed (for logs and bug reports)."""
+    return list(_APPLIED)
+
+
+def _numpy_aliases():
+    # NumPy >= 1.24 removed the deprecated aliases. lvis 0.5.3 uses np.float in
+    # LVISEval.accumulate (the LVIS evaluator crashes) and detectron2 0.6 uses np.int in its class
+    # histogram (silently skipped).
+    import numpy as np
+
+    aliases = {"float": float, "int": int, "bool": bool, "object": object, "str": str, "long": int}
+    missing = {name: alias for name, alias in aliases.items() if name not in np.__dict__}
+    if missing:
+        for name, alias in missing.items():
+            setattr(np, name, alias)
+        _APPLIED.append("numpy-aliases")
+
+
+def _pillow_linear():
+    # Pillow >= 10 removed Image.LINEAR, a default argument in detectron2 0.6's transform.py.
+    from PIL import Image
+
+    if not hasattr(Image, "LINEAR"):
+        Image.LINEAR = Image.BILINEAR
+        _APPLIED.append("pillow-LINEAR")
+
+
+def _missing_c_ops_error(name):
+    def unavailable(*args, **kwargs):
+        raise RuntimeError(
+            f"detectron2._C.{name} is not available: this detectron2 was built without its C++/CUDA "
+            "ops (the PyPI pb1-detectron2 build). The EFL detectors do not need them; for models that "
+            "do (deformable conv, rotated boxes), install detectron2 from source."
+        )
+
+    return unavailable
+
+
+def _stub_getattr(name):
+    if name.startswith("__"):
+        raise AttributeError(name)
+    return _missing_c_ops_error(name)
+
+
+def _detectron2_c_stub():
+    # detectron2 0.6 imports its compiled ops at module level in layers/deform_conv.py,
+    # layers/rotated_boxes.py, layers/roi_align_rotated.py and evaluation/fast_eval_api.py.
+    # A pure-Python build has none: a stub lets those modules import and fails clearly if called.
+    if "detectron2._C" in sys.modules:
+        return
+    try:
+        if importlib.util.find_spec("detectron2") is None:
+            return
+        if importlib.util.find_spec("detectron2._C") is not None:
+            return
+    except (ImportError, ValueError):
+        return
+    stub = types.ModuleType("detectron2._C")
+    stub.__doc__ = "Stub installed by efl.compat: this detectron2 build has no compiled ops."
+    # detectron2.utils.collect_env queries these.
+    stub.get_compiler_version = lambda: "not built (pure-Python detectron2)"
+    stub.get_cuda_version = lambda: "not built (pure-Python detectron2)"
+    stub.has_cuda = lambda: False
+    stub.__getattr__ = _stub_getattr
+    sys.modules["detectron2._C"] = stub
+    import detectron2
+
+    detectron2._C = stub
+    _APPLIED.append("detectron2-_C-stub")
+
+
+def apply():
+    """Apply every fix this environment needs. Idempotent."""
+    _numpy_aliases()
+    _pillow_linear()
+    _detectron2_c_stub()
