@@ -58,7 +58,7 @@ model = L(ImprovedRetinaNet)(
         num_classes="${..num_classes}", gamma_b=2.0, scale_factor=8.0, alpha=0.25
     ),
     box_reg_loss_type="iou_weighted_giou",
-    loss_normalizer="mean_positives",
+    normalizer="mean_positives",
     num_classes=1203,
     head_in_features=["p3", "p4", "p5", "p6", "p7"],
     test_score_thresh=None,

@@ -1,7 +1,7 @@
 """The EFL "improved baseline": RetinaNet with ATSS, an IoU branch, IoU-weighted GIoU and EFL/EQFL
 (EFL_SPEC.md §5). Only the steps that differ from Detectron2's RetinaNet are replaced; with
 ``anchor_assigner=None``, ``cls_loss=None``, a two-output head, a Detectron2 box loss and
-``loss_normalizer="ema"`` it computes exactly what ``detectron2.modeling.RetinaNet`` computes."""
+``normalizer="ema"`` it computes exactly what ``detectron2.modeling.RetinaNet`` computes."""
 from typing import List, Optional, Tuple
 
 import torch
@@ -50,7 +50,7 @@ class ImprovedRetinaNet(RetinaNet):
         *,
         anchor_assigner: Optional[ATSSAssigner] = None,
         cls_loss: Optional[nn.Module] = None,
-        loss_normalizer: str = "ema",
+        normalizer: str = "ema",
         anchor_matcher=None,
         test_score_thresh: Optional[float] = 0.05,
         **kwargs,
@@ -62,7 +62,7 @@ class ImprovedRetinaNet(RetinaNet):
                 when it has ``uses_quality_targets`` / is an EQFL, ``cls_loss(logits, labels,
                 iou_targets, normalizer)``; None uses Detectron2's focal loss with
                 ``focal_loss_alpha`` / ``focal_loss_gamma``.
-            loss_normalizer: "ema" (Detectron2: moving average of the local #positives) or
+            normalizer: "ema" (Detectron2: moving average of the local #positives) or
                 "mean_positives" (per iteration, max(all-reduced #positives, 1) / world size; the
                 IoU-weighted GIoU uses max(all-reduced sum of IoU targets, 1) / world size).
             anchor_matcher: Detectron2's ``Matcher``; required when ``anchor_assigner`` is None.
@@ -73,12 +73,13 @@ class ImprovedRetinaNet(RetinaNet):
         super().__init__(anchor_matcher=anchor_matcher, test_score_thresh=test_score_thresh, **kwargs)
         if anchor_assigner is None and anchor_matcher is None:
             raise ValueError("ImprovedRetinaNet needs an anchor_assigner or an anchor_matcher")
-        if loss_normalizer not in _NORMALIZERS:
-            raise ValueError(f"loss_normalizer must be one of {_NORMALIZERS}, got {loss_normalizer!r}")
+        if normalizer not in _NORMALIZERS:
+            raise ValueError(f"normalizer must be one of {_NORMALIZERS}, got {normalizer!r}")
         self.anchor_assigner = anchor_assigner
         # A submodule, so the loss's statistics buffers live in the model's state_dict.
         self.cls_loss = cls_loss
-        self.loss_normalizer = loss_normalizer
+        # (RetinaNet keeps its EMA state in ``self.loss_normalizer``.)
+        self.normalizer = normalizer
 
     @property
     def _cls_loss_uses_quality(self) -> bool:
@@ -153,11 +154,11 @@ class ImprovedRetinaNet(RetinaNet):
         pos_gt_boxes = gt_boxes[pos_mask]
         iou_targets = aligned_iou(pos_pred_boxes.detach(), pos_gt_boxes)  # (P,)
 
-        if self.loss_normalizer == "ema":
+        if self.normalizer == "ema":
             normalizer = self._ema_update("loss_normalizer", max(num_pos_anchors, 1), 100)
-            box_normalizer = normalizer
+            iou_sum_normalizer = normalizer
         else:
-            normalizer, box_normalizer = self._mean_over_processes(
+            normalizer, iou_sum_normalizer = self._mean_over_processes(
                 [num_pos_anchors, iou_targets.sum().item()]
             )
 
@@ -181,7 +182,7 @@ class ImprovedRetinaNet(RetinaNet):
 
         if self.box_reg_loss_type == "iou_weighted_giou":
             loss_box_reg = iou_weighted_giou_loss(
-                pos_pred_boxes, pos_gt_boxes, iou_targets, box_normalizer
+                pos_pred_boxes, pos_gt_boxes, iou_targets, iou_sum_normalizer
             )
         else:
             loss_box_reg = _dense_box_regression_loss(
@@ -192,7 +193,7 @@ class ImprovedRetinaNet(RetinaNet):
                 pos_mask,
                 box_reg_loss_type=self.box_reg_loss_type,
                 smooth_l1_beta=self.smooth_l1_beta,
-            ) / box_normalizer
+            ) / normalizer
 
         losses = {"loss_cls": loss_cls, "loss_box_reg": loss_box_reg}
         if pred_ious is not None:

@@ -1,0 +1,243 @@
+"""ImprovedRetinaNet: equivalence with Detectron2's RetinaNet, its IoU targets, its inference
+score and cap, bad input, and that a few CPU iterations reduce the loss."""
+import efl  # noqa: F401  (compatibility fixes before detectron2)
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from detectron2 import model_zoo
+from detectron2.config import LazyConfig, instantiate
+from detectron2.layers import ShapeSpec
+from detectron2.modeling import RetinaNet
+from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
+from detectron2.modeling.box_regression import Box2BoxTransform
+from detectron2.modeling.meta_arch.dense_detector import permute_to_N_HWA_K
+from detectron2.structures import Boxes, ImageList, Instances, pairwise_iou
+from detectron2.utils.events import EventStorage
+
+from efl.losses import EqualizedFocalLoss
+from efl.modeling import ATSSAssigner, ImprovedRetinaNet, RetinaNetHeadWithIoU
+
+NUM_CLASSES = 5
+
+
+def tiny_retinanet_cfg():
+    """Detectron2's own RetinaNet LazyConfig, shrunk: ResNet-18, 32 channels, 2 head convs."""
+    model = model_zoo.get_config("common/models/retinanet.py").model
+    model.backbone.bottom_up.stages.depth = 18
+    del model.backbone.bottom_up.stages.stride_in_1x1  # BasicBlock has no such option
+    model.backbone.bottom_up.stages.norm = "BN"
+    model.backbone.bottom_up.stem.norm = "BN"
+    model.backbone.out_channels = 32
+    model.backbone.top_block.in_channels = 512
+    model.head.input_shape = [ShapeSpec(channels=32)] * 5
+    model.head.conv_dims = [32, 32]
+    # prior 0.5 so that random-init scores pass the 0.05 test threshold and NMS has work to do
+    model.head.prior_prob = 0.5
+    model.num_classes = NUM_CLASSES
+    return model
+
+
+def random_batch(num_images=2, size=(96, 128), num_boxes=4, seed=0, empty_image=False):
+    g = torch.Generator().manual_seed(seed)
+    batch = []
+    for i in range(num_images):
+        h, w = size
+        inst = Instances((h, w))
+        n = 0 if (empty_image and i == 0) else num_boxes
+        xy = torch.rand(n, 2, generator=g) * torch.tensor([w, h]) * 0.6
+        wh = torch.rand(n, 2, generator=g) * 40 + 12
+        inst.gt_boxes = Boxes(torch.cat([xy, xy + wh], 1))
+        inst.gt_classes = torch.randint(0, NUM_CLASSES, (n,), generator=g)
+        image = torch.rand(3, h, w, generator=g) * 255
+        batch.append({"image": image, "instances": inst, "height": h, "width": w})
+    return batch
+
+
+def d2_and_subclass(**overrides):
+    """A Detectron2 RetinaNet and an ImprovedRetinaNet built from the same config and weights."""
+    cfg = tiny_retinanet_cfg()
+    torch.manual_seed(0)
+    reference = instantiate(cfg)
+    cfg._target_ = ImprovedRetinaNet
+    for k, v in overrides.items():
+        setattr(cfg, k, v)
+    ours = instantiate(cfg)
+    missing, unexpected = ours.load_state_dict(reference.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("cls_loss.") for k in missing)
+    return reference, ours
+
+
+def test_detectron2_settings_give_detectron2_retinanet_losses_and_detections():
+    reference, ours = d2_and_subclass()
+    assert type(reference) is RetinaNet and isinstance(ours, RetinaNet)
+    with EventStorage():
+        # two iterations, so that the EMA normaliser's state is compared as well
+        for seed in (0, 1):
+            batch = random_batch(seed=seed, empty_image=seed == 1)
+            expected = reference(batch)
+            got = ours(batch)
+            assert set(got) == set(expected) == {"loss_cls", "loss_box_reg"}
+            for k in expected:
+                torch.testing.assert_close(got[k], expected[k], rtol=1e-6, atol=1e-7)
+    reference.eval(), ours.eval()
+    batch = random_batch(seed=2)
+    with torch.no_grad():
+        expected, got = reference(batch), ours(batch)
+    for e, o in zip(expected, got):
+        e, o = e["instances"], o["instances"]
+        assert len(e) > 10
+        torch.testing.assert_close(o.pred_boxes.tensor, e.pred_boxes.tensor)
+        torch.testing.assert_close(o.scores, e.scores)
+        assert torch.equal(o.pred_classes, e.pred_classes)
+
+
+def test_efl_module_with_zero_scale_factor_gives_detectron2_focal_loss():
+    cls_loss = EqualizedFocalLoss(NUM_CLASSES, gamma_b=2.0, scale_factor=0.0, alpha=0.25)
+    reference, ours = d2_and_subclass(cls_loss=cls_loss)
+    with EventStorage():
+        batch = random_batch(seed=3)
+        expected, got = reference(batch), ours(batch)
+    torch.testing.assert_close(got["loss_cls"], expected["loss_cls"], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(got["loss_box_reg"], expected["loss_box_reg"])
+    assert "cls_loss.pos_neg" in ours.state_dict()
+
+
+def test_mean_positives_normaliser_is_this_iterations_positive_count():
+    reference, ours = d2_and_subclass(normalizer="mean_positives")
+    with EventStorage() as storage:
+        batch = random_batch(seed=4)
+        expected, got = reference(batch), ours(batch)
+        num_pos = storage.history("num_pos_anchors").latest() * len(batch)
+    ema = 0.9 * 100 + 0.1 * num_pos  # Detectron2's normaliser at its first iteration
+    for k in expected:
+        torch.testing.assert_close(got[k] * num_pos, expected[k] * ema, rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------
+# The improved baseline, small enough for tests
+
+
+def improved_model(cls_loss=None, **kwargs):
+    cfg = LazyConfig.load("configs/common/models/improved_retinanet_small.py").model
+    cfg.num_classes = NUM_CLASSES
+    if cls_loss is not None:
+        cfg.cls_loss = cls_loss
+    for k, v in kwargs.items():
+        setattr(cfg, k, v)
+    torch.manual_seed(0)
+    return instantiate(cfg)
+
+
+class _RecordingLoss(nn.Module):
+    """Stands in for EQFL: records what the detector passes and returns a differentiable 0."""
+
+    uses_quality_targets = True
+
+    def forward(self, logits, labels, scores, normalizer):
+        self.seen = (logits.detach(), labels, scores, normalizer)
+        return logits.sum() * 0
+
+
+def test_quality_targets_are_iou_of_detached_predicted_box_with_its_gt():
+    recorder = _RecordingLoss()
+    model = improved_model(cls_loss=recorder)
+    batch = random_batch(seed=5)
+    # Capture the head outputs to rebuild every positive anchor's predicted box independently.
+    head_out = {}
+    model.head.register_forward_hook(lambda m, i, o: head_out.update(out=o))
+    with EventStorage():
+        losses = model(batch)
+    logits_seen, labels, scores, normalizer = recorder.seen
+    logits_maps, delta_maps, _ = head_out["out"]
+
+    images = model.preprocess_image(batch)
+    features = model.backbone(images.tensor)
+    anchors = Boxes.cat(model.anchor_generator([features[f] for f in model.head_in_features]))
+    gt_labels, gt_boxes = model.label_anchors(
+        model.anchor_generator([features[f] for f in model.head_in_features]),
+        [b["instances"] for b in batch],
+    )
+    deltas = torch.cat([permute_to_N_HWA_K(d, 4) for d in delta_maps], 1)  # (N, R, 4)
+    num_anchors = len(anchors)
+    num_pos = 0
+    for n in range(len(batch)):
+        pos = (gt_labels[n] < NUM_CLASSES).nonzero().flatten()
+        num_pos += len(pos)
+        pred = Box2BoxTransform([1.0] * 4).apply_deltas(deltas[n, pos].detach(), anchors.tensor[pos])
+        expected = pairwise_iou(Boxes(pred), Boxes(gt_boxes[n][pos])).diagonal()
+        rows = n * num_anchors + pos  # no ignored anchors under ATSS
+        torch.testing.assert_close(scores[rows], expected)
+        assert (scores[n * num_anchors : (n + 1) * num_anchors][gt_labels[n] == NUM_CLASSES] == 0).all()
+        # the loss sees the flattened logits: row (n, level, h, w, a), column c is channel a*K + c
+        lvl0 = logits_maps[0]
+        h, w, a, c = 3, 5, 1, 2
+        row = n * num_anchors + (h * lvl0.shape[3] + w) * 2 + a
+        assert logits_seen[row, c] == lvl0[n, a * NUM_CLASSES + c, h, w]
+    assert num_pos > 0 and float(normalizer) == num_pos
+    assert set(losses) == {"loss_cls", "loss_box_reg", "loss_iou"}
+
+
+def test_inference_score_is_sigmoid_cls_times_sigmoid_iou_capped_at_300():
+    model = improved_model(
+        anchor_generator=DefaultAnchorGenerator(sizes=[[8]], aspect_ratios=[1.0], strides=[8], offset=0.5),
+        head_in_features=["p3"],
+        test_topk_candidates=1000,
+    )
+    model.eval()
+    k = NUM_CLASSES
+    g = torch.Generator().manual_seed(0)
+    # one 16x16 level, A = 1: 256 non-overlapping 8-px anchors x 5 classes = 1280 candidates,
+    # none suppressed by class-aware NMS, so the output is the top 300 of sigma(cls)*sigma(iou).
+    cls_logits = torch.randn(1, k, 16, 16, generator=g) * 3
+    iou_logits = torch.randn(1, 1, 16, 16, generator=g) * 3
+    deltas = torch.zeros(1, 4, 16, 16)
+    images = ImageList(torch.zeros(1, 3, 128, 128), [(128, 128)])
+    features = [torch.zeros(1, 8, 16, 16)]
+    (result,) = model.forward_inference(images, features, ([cls_logits], [deltas], [iou_logits]))
+    assert len(result) == 300
+
+    # independent reference: location (h, w) <-> anchor box [8w, 8h, 8w+8, 8h+8]
+    product = (cls_logits[0].sigmoid() * iou_logits[0].sigmoid()).permute(1, 2, 0)  # (H, W, K)
+    top = product.flatten().topk(300).values
+    torch.testing.assert_close(result.scores, top)
+    boxes = result.pred_boxes.tensor
+    hh, ww = (boxes[:, 1] / 8).long(), (boxes[:, 0] / 8).long()
+    torch.testing.assert_close(result.scores, product[hh, ww, result.pred_classes])
+    # and the ranking is not the classification ranking alone
+    cls_only = cls_logits[0].sigmoid().permute(1, 2, 0).flatten().topk(300).values
+    assert not torch.allclose(top, cls_only)
+
+
+def test_batch_with_an_unannotated_image_and_degenerate_boxes_trains():
+    model = improved_model()
+    batch = random_batch(seed=6, empty_image=True)
+    inst = batch[1]["instances"]
+    boxes = inst.gt_boxes.tensor.clone()
+    boxes[0, 2] = boxes[0, 0]  # zero width
+    boxes[1] += 1000  # outside the image
+    inst.gt_boxes = Boxes(boxes)
+    with EventStorage():
+        losses = model(batch)
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+
+
+def test_few_cpu_iterations_of_the_small_config_reduce_the_loss():
+    model = improved_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    batch = random_batch(num_images=2, size=(64, 96), seed=7)
+    totals = []
+    with EventStorage():
+        for _ in range(8):
+            losses = model(batch)
+            total = sum(losses.values())
+            optimizer.zero_grad()
+            total.backward()
+            optimizer.step()
+            totals.append(total.item())
+    assert totals[-1] < 0.8 * totals[0], totals
