@@ -1,0 +1,102 @@
+"""Checks of Detectron2 dataset dicts, applied where the dicts are built, so that the mapper, the
+assigner and the loss never see a malformed box.
+
+What happens to each kind of bad input:
+
+| input | outcome |
+|---|---|
+| box with zero or negative width/height | dropped, counted in the log |
+| box partly outside the image | clipped to the image, counted |
+| box entirely outside the image | dropped, counted |
+| image without (remaining) annotations | kept and counted (the test set needs every image; training drops them with `get_detection_dataset_dicts(filter_empty=True)`, which logs its own count) |
+| category id not in the dataset's classes | error naming the image id, annotation id and category id |
+| bbox that is not 4 finite numbers | error naming the image id and annotation id |
+| image file that does not exist | error naming the path and image id |
+| image without a positive height/width | error naming the image id |
+"""
+import logging
+import math
+import os
+
+__all__ = ["check_dataset_dicts", "DatasetCheckError"]
+
+logger = logging.getLogger(__name__)
+
+
+class DatasetCheckError(ValueError):
+    """Malformed input that cannot be repaired without guessing."""
+
+
+def _clip_box(bbox, width, height):
+    x, y, w, h = bbox
+    x0, y0 = max(0.0, x), max(0.0, y)
+    x1, y1 = min(float(width), x + w), min(float(height), y + h)
+    return [x0, y0, x1 - x0, y1 - y0]
+
+
+def check_dataset_dicts(dataset_dicts, *, num_classes, source, check_files=True):
+    """
+    Check and repair dataset dicts whose annotations are in `BoxMode.XYWH_ABS` (what the LVIS and
+    COCO loaders produce). The dicts are modified in place.
+
+    Args:
+        dataset_dicts: list[dict] in Detectron2's format; an annotation may carry its json "id",
+            which errors then name (it is removed here).
+        num_classes: valid category ids are 0 .. num_classes - 1.
+        source: what the dicts were loaded from (json path or dataset name), for messages.
+        check_files: whether to check that every image file exists.
+
+    Returns:
+        list[dict]: the same list.
+    """
+    counts = {"empty_box": 0, "clipped_box": 0, "outside_box": 0, "image_without_annotations": 0}
+    missing = []
+    for record in dataset_dicts:
+        image_id, width, height = record.get("image_id"), record.get("width"), record.get("height")
+        if not (isinstance(width, (int, float)) and isinstance(height, (int, float)) and width > 0 and height > 0):
+            raise DatasetCheckError(f"{source}: image {image_id} has no positive width/height ({width}, {height})")
+        if check_files and not os.path.isfile(record["file_name"]):
+            missing.append((image_id, record["file_name"]))
+            continue
+        kept = []
+        for ann in record.get("annotations", []):
+            ann_id = ann.pop("id", None)
+            category_id = ann["category_id"]
+            if not (isinstance(category_id, int) and 0 <= category_id < num_classes):
+                raise DatasetCheckError(
+                    f"{source}: image {image_id}, annotation {ann_id} has category {category_id} (contiguous, "
+                    f"0-based), outside the {num_classes} classes of the dataset's metadata"
+                )
+            bbox = ann["bbox"]
+            if len(bbox) != 4 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox):
+                raise DatasetCheckError(f"{source}: image {image_id}, annotation {ann_id} has a malformed bbox {bbox}")
+            if bbox[2] <= 0 or bbox[3] <= 0:
+                counts["empty_box"] += 1
+                continue
+            clipped = _clip_box(bbox, width, height)
+            if clipped[2] <= 0 or clipped[3] <= 0:
+                counts["outside_box"] += 1
+                continue
+            if clipped != [float(v) for v in bbox]:
+                counts["clipped_box"] += 1
+                ann["bbox"] = clipped
+            kept.append(ann)
+        record["annotations"] = kept
+        if not kept:
+            counts["image_without_annotations"] += 1
+    if missing:
+        image_id, path = missing[0]
+        raise DatasetCheckError(
+            f"{source}: {len(missing)} image file(s) missing, e.g. image {image_id} at {path}"
+        )
+    if any(counts.values()):
+        logger.warning(
+            "%s: dropped %d boxes of zero area and %d boxes outside their image, clipped %d boxes to "
+            "their image; %d images have no annotations",
+            source,
+            counts["empty_box"],
+            counts["outside_box"],
+            counts["clipped_box"],
+            counts["image_without_annotations"],
+        )
+    return dataset_dicts

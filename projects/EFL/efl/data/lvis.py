@@ -1,0 +1,158 @@
+"""LVIS v1 datasets for the EFL project.
+
+Two ways to point Detectron2 at LVIS v1:
+
+1. Detectron2's built-in `lvis_v1_train` / `lvis_v1_val` stay registered and unchanged:
+   `$DETECTRON2_DATASETS/lvis/lvis_v1_{train,val}.json` and images under
+   `$DETECTRON2_DATASETS/coco/{train2017,val2017}`.
+2. The layout of the reference implementation's users, selected by the environment variable
+   `EFL_LVIS_ROOT` and registered as `lvis_v1_train_efl` / `lvis_v1_val_efl`:
+   ```
+   $EFL_LVIS_ROOT/annotations/lvis_v1_train.json
+   $EFL_LVIS_ROOT/annotations/lvis_v1_val.json
+   $EFL_LVIS_ROOT/train2017/*.jpg
+   $EFL_LVIS_ROOT/val2017/*.jpg
+   ```
+   (file paths come from each image's `coco_url`, so LVIS val images that come from COCO
+   train2017 are found under train2017/, as in Detectron2). These datasets go through
+   `load_lvis_json_checked`: bad boxes are dropped or clipped and counted, unknown categories
+   and missing image files are errors (see `efl.data.dataset_checks`). A missing json or image
+   folder is an error that names the path and the environment variable.
+
+Metadata of every dataset registered here: `thing_classes`, `class_frequency` (LVIS's "r"/"c"/"f"
+per class), `json_file`, `image_root`, `evaluator_type="lvis"`, and `class_image_count`
+(`[{"id": 1, "image_count": ...}, ...]`, what Detectron2's federated-loss helper reads). For
+LVIS v1 the image counts are not shipped with Detectron2 0.6, so `lvis_v1_train_efl` sets them
+from the training annotations when it is loaded.
+"""
+import collections
+import logging
+import os
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.datasets.lvis import load_lvis_json
+from detectron2.data.datasets.lvis_v1_categories import LVIS_CATEGORIES as LVIS_V1_CATEGORIES
+
+from .dataset_checks import check_dataset_dicts
+
+__all__ = [
+    "LVIS_ROOT_ENV",
+    "load_lvis_json_checked",
+    "register_lvis_json",
+    "register_lvis_v1_efl",
+    "class_image_count_from_dicts",
+]
+
+logger = logging.getLogger(__name__)
+
+LVIS_ROOT_ENV = "EFL_LVIS_ROOT"
+_LVIS_V1_SPLITS = {
+    "lvis_v1_train_efl": "annotations/lvis_v1_train.json",
+    "lvis_v1_val_efl": "annotations/lvis_v1_val.json",
+}
+
+
+def class_image_count_from_dicts(dataset_dicts, num_classes):
+    """`[{"id": k + 1, "image_count": n_k}]`: the number of images that contain each class."""
+    counts = collections.Counter()
+    for record in dataset_dicts:
+        counts.update({ann["category_id"] for ann in record["annotations"]})
+    return [{"id": k + 1, "image_count": counts[k]} for k in range(num_classes)]
+
+
+def load_lvis_json_checked(json_file, image_root, dataset_name, *, check_files=True):
+    """
+    Detectron2's `load_lvis_json` followed by `check_dataset_dicts`.
+
+    Args:
+        json_file: an LVIS-format json.
+        image_root: directory with the `<split>/<file>` of each image's `coco_url`.
+        dataset_name: a registered dataset whose metadata holds `thing_classes`, against which the
+            category ids are checked.
+        check_files: whether every image file must exist.
+    """
+    if not os.path.isfile(json_file):
+        raise FileNotFoundError(f"{dataset_name}: annotation file {json_file} does not exist")
+    num_classes = len(MetadataCatalog.get(dataset_name).thing_classes)
+    # dataset_name=None: Detectron2 would otherwise look for built-in metadata by name. The json
+    # "id" of each annotation is kept so that errors can name it.
+    dataset_dicts = load_lvis_json(json_file, _with_separator(image_root), None, extra_annotation_keys=["id"])
+    return check_dataset_dicts(dataset_dicts, num_classes=num_classes, source=json_file, check_files=check_files)
+
+
+def _with_separator(image_root):
+    # Detectron2 0.6 concatenates image_root and the split folder without a separator.
+    return os.path.join(image_root, "")
+
+
+def register_lvis_json(name, *, json_file, image_root, metadata, loader=None):
+    """
+    Register an LVIS-format json with `load_lvis_json_checked` (or `loader`, a callable that
+    returns the dataset dicts) and LVIS evaluation metadata.
+
+    Args:
+        name: the dataset name.
+        json_file: path of the json (it may not exist yet: it is read when the dataset is loaded).
+        image_root: the image root (see `load_lvis_json_checked`).
+        metadata: at least `thing_classes`; typically also `class_frequency`, `class_image_count`.
+        loader: optional replacement of the default loader.
+    """
+    if name in DatasetCatalog.list():
+        DatasetCatalog.remove(name)
+    if name in MetadataCatalog.list():
+        MetadataCatalog.remove(name)
+    DatasetCatalog.register(name, loader or (lambda: load_lvis_json_checked(json_file, image_root, name)))
+    MetadataCatalog.get(name).set(
+        json_file=json_file, image_root=_with_separator(image_root), evaluator_type="lvis", **metadata
+    )
+
+
+def _lvis_v1_metadata():
+    categories = sorted(LVIS_V1_CATEGORIES, key=lambda c: c["id"])
+    return {
+        "thing_classes": [c["synonyms"][0] for c in categories],
+        "class_frequency": [c["frequency"] for c in categories],
+    }
+
+
+def _lvis_v1_loader(name, root, json_file):
+    def load():
+        if root is None:
+            raise FileNotFoundError(
+                f"{name}: set the environment variable {LVIS_ROOT_ENV} to the LVIS v1 root "
+                f"(holding annotations/lvis_v1_train.json, annotations/lvis_v1_val.json, train2017/, "
+                f"val2017/), or call efl.data.register_lvis_v1_efl(root)"
+            )
+        if not os.path.isfile(json_file):
+            raise FileNotFoundError(f"{name}: {json_file} does not exist ({LVIS_ROOT_ENV}={root})")
+        dataset_dicts = load_lvis_json_checked(json_file, root, name)
+        if "train" in os.path.basename(json_file):
+            # Image counts are counted on the training split (LVIS's rule for frequencies).
+            meta = MetadataCatalog.get(name)
+            if "class_image_count" not in meta.as_dict():
+                meta.class_image_count = class_image_count_from_dicts(dataset_dicts, len(meta.thing_classes))
+        return dataset_dicts
+
+    return load
+
+
+def register_lvis_v1_efl(root=None, *, names=None):
+    """
+    Register LVIS v1 in the reference layout under `root` (default: `$EFL_LVIS_ROOT`).
+
+    Args:
+        root: the LVIS root; None reads the environment variable (unset: loading is an error that
+            says to set it).
+        names: {dataset name: json path relative to root}; default `lvis_v1_train_efl` and
+            `lvis_v1_val_efl`.
+    """
+    root = root if root is not None else os.environ.get(LVIS_ROOT_ENV)
+    for name, relative_json in (names or _LVIS_V1_SPLITS).items():
+        json_file = os.path.join(root if root is not None else f"${LVIS_ROOT_ENV}", relative_json)
+        register_lvis_json(
+            name,
+            json_file=json_file,
+            image_root=root if root is not None else f"${LVIS_ROOT_ENV}",
+            metadata=_lvis_v1_metadata(),
+            loader=_lvis_v1_loader(name, root, json_file),
+        )
