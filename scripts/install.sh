@@ -24,30 +24,37 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 PY="$VENV/bin/python"
-PIP=("$PY" -m pip install --disable-pip-version-check --progress-bar off -q)
+# pip warns about every package missing from the machine's extra local indexes: keep errors only.
+pip_install() {
+    "$PY" -m pip install --disable-pip-version-check --progress-bar off -q "$@" 2>&1 \
+        | { grep -v "is neither a file nor a directory" || true; }
+    return "${PIPESTATUS[0]}"
+}
 
 # pip >= 26.3 refuses the pb1-detectron2 sdist; keep a pip that accepts it.
-"${PIP[@]}" 'pip>=23.2,<26.3'
+pip_install 'pip>=23.2,<26.3'
 
 if ! "$PY" -c "import torch, torchvision" 2>/dev/null; then
     echo "[install] torch: $TORCH_SPEC"
     # shellcheck disable=SC2086
-    "${PIP[@]}" $TORCH_SPEC
+    pip_install $TORCH_SPEC
 fi
 echo "[install] pinned requirements"
-"${PIP[@]}" -r requirements.txt
+pip_install -r requirements.txt
 # lvis declares the GUI opencv-python, which clashes with the headless build: install it alone.
-"${PIP[@]}" --no-deps lvis==0.5.3
+pip_install --no-deps lvis==0.5.3
 
 if "$PY" -c "import detectron2" 2>/dev/null; then
     echo "[install] keeping the detectron2 already importable: $("$PY" -c 'import detectron2; print(detectron2.__version__, detectron2.__file__)')"
 else
     echo "[install] building detectron2 0.6 (pure Python) from the PyPI sdist pb1-detectron2"
-    "$PY" scripts/build_detectron2.py --sha256 "$D2_SDIST_SHA256"
+    "$PY" scripts/build_detectron2.py --sha256 "$D2_SDIST_SHA256" 2>&1 \
+        | { grep -v "is neither a file nor a directory" || true; }
+    [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "[install] detectron2 build failed" >&2; exit 1; }
 fi
 
 echo "[install] efl (editable)"
-"${PIP[@]}" --no-deps --no-build-isolation -e .
+pip_install --no-deps --no-build-isolation -e .
 "$PY" -c "import efl, detectron2; print('[install] efl', efl.__version__, '| detectron2', detectron2.__version__)"
 rm -f "$VENV"/.efl-install-*
 touch "$stamp"
