@@ -1,0 +1,72 @@
+# LVIS v1 data for the improved-baseline RetinaNet (EFL_SPEC.md §5.5, §7), in the style of
+# detectron2's model_zoo configs/common/data/coco.py.
+# - Datasets `lvis_v1_train_efl` / `lvis_v1_val_efl`: the reference layout under $EFL_LVIS_ROOT
+#   (annotations/lvis_v1_{train,val}.json, train2017/, val2017/; see efl/data/lvis.py). For
+#   Detectron2's own layout set dataloader.train.dataset.names="lvis_v1_train" (and the test).
+# - Train: short side chosen per image from 640..800 (step 32), long side <= 1333, horizontal flip;
+#   repeat factor sampling with t = 0.001, sqrt, ceil rounding like the reference (set
+#   rounding="stochastic" for Detectron2's). An epoch of the expanded list is sum_i ceil(r_i)
+#   images: efl.data.expanded_epoch_length(repeat_factors).
+# - Test: short side 800, long side <= 1333. LVIS AP with at most 300 detections per image.
+from omegaconf import OmegaConf
+
+import efl.data  # noqa: F401  (registers the datasets)
+import detectron2.data.transforms as T
+from detectron2.config import LazyCall as L
+from detectron2.data import (
+    DatasetMapper,
+    build_detection_test_loader,
+    build_detection_train_loader,
+    get_detection_dataset_dicts,
+)
+from detectron2.data.samplers import RepeatFactorTrainingSampler
+from detectron2.evaluation import LVISEvaluator
+from efl.data import repeat_factors_from_category_frequency
+
+dataloader = OmegaConf.create()
+
+dataloader.train = L(build_detection_train_loader)(
+    dataset=L(get_detection_dataset_dicts)(names="lvis_v1_train_efl"),
+    # The sampler loads the dataset a second time to count classes (as detectron2's ViTDet LVIS
+    # configs do); the interpolation keeps both on the same dataset.
+    sampler=L(RepeatFactorTrainingSampler)(
+        repeat_factors=L(repeat_factors_from_category_frequency)(
+            dataset_dicts="${...dataset}", repeat_thresh=0.001, sqrt=True, rounding="ceil"
+        )
+    ),
+    mapper=L(DatasetMapper)(
+        is_train=True,
+        augmentations=[
+            L(T.ResizeShortestEdge)(
+                short_edge_length=(640, 672, 704, 736, 768, 800),
+                sample_style="choice",
+                max_size=1333,
+            ),
+            L(T.RandomFlip)(horizontal=True),
+        ],
+        image_format="RGB",
+        use_instance_mask=False,
+    ),
+    total_batch_size=16,
+    num_workers=4,
+)
+
+dataloader.test = L(build_detection_test_loader)(
+    dataset=L(get_detection_dataset_dicts)(names="lvis_v1_val_efl", filter_empty=False),
+    mapper=L(DatasetMapper)(
+        is_train=False,
+        augmentations=[
+            L(T.ResizeShortestEdge)(short_edge_length=800, max_size=1333),
+        ],
+        image_format="${...train.mapper.image_format}",
+    ),
+    num_workers=4,
+)
+
+# detectron2 0.6: LVISEvaluator(dataset_name, tasks=None, distributed=True, output_dir=None, *,
+# max_dets_per_image=None); None also means 300, written out here.
+dataloader.evaluator = L(LVISEvaluator)(
+    dataset_name="${..test.dataset.names}",
+    tasks=("bbox",),
+    max_dets_per_image=300,
+)
