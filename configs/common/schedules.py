@@ -1,0 +1,62 @@
+# Learning-rate schedules in epochs of the repeat-factor-expanded training set (EFL_SPEC.md §5.5,
+# §8.11): linear warmup over the first epoch from 0.001 x lr, then x0.1 at epochs 16 and 22 of 24
+# (2/3 and 11/12 of training). Detectron2 counts iterations, so an epoch is turned into
+#   iterations per epoch = ceil(E / images per iteration),   E = sum_i ceil(r_i),
+# where r_i = max over the classes c in image i of r_c = max(1, sqrt(0.001 / f_c)) and f_c is the
+# fraction of training images that contain c. EOD rounds r_i up (every image is repeated ceil(r_i)
+# times each epoch); Detectron2's sampler rounds stochastically, E[r_i] < ceil(r_i).
+#
+# LVIS v1 train (100,170 images): E needs the categories of every image, i.e. the annotation file.
+# Without it, from the per-class image counts of detectron2's lvis_v1_category_image_count.py:
+#   lower bound   E >= 100,170 (every ceil(r_i) >= 1)
+#   upper bound   E <= 100,170 + sum_c n_c (ceil(r_c) - 1) = 127,402
+#   estimate      E ~= 125,515, assuming classes occur in images independently:
+#                 E = N (1 + sum_{k>=2} P(ceil(r_i) >= k)),
+#                 P(ceil(r_i) >= k) = 1 - prod_{c: ceil(r_c) >= k} (1 - n_c / N).
+# We use the estimate: 7,845 iterations per epoch at 16 images, 188,280 iterations for 24 epochs.
+# With the annotation file, pass the exact sum to `rfs_schedule` (the data pieces compute the
+# repeat factors), or set train.max_iter: the milestones below are fractions of max_iter, so
+# max_iter is the only number that changes.
+from fvcore.common.param_scheduler import MultiStepParamScheduler
+
+from detectron2.config import LazyCall as L
+from detectron2.solver import WarmupParamScheduler
+
+LVIS_V1_TRAIN_IMAGES = 100170
+LVIS_V1_TRAIN_RFS_EXPANDED_IMAGES = 125515  # estimate, see above
+
+
+def epoch_iterations(expanded_images, ims_per_batch=16):
+    """Iterations in one epoch over the repeat-factor-expanded list (EOD drops no last batch)."""
+    return -(-int(expanded_images) // int(ims_per_batch))
+
+
+def rfs_schedule(expanded_images, *, epochs=24, decay_epochs=(16, 22), warmup_epochs=1,
+                 ims_per_batch=16):
+    """(max_iter, lr_multiplier) of an EOD-style step schedule counted in expanded epochs.
+
+    Args:
+        expanded_images: E = sum_i ceil(r_i) of the training set.
+        epochs: length of training in epochs (24 for "2x").
+        decay_epochs: epochs after which the lr is multiplied by 0.1.
+        warmup_epochs: length of the linear warmup (from 0.001 x lr).
+        ims_per_batch: images per iteration over all processes.
+    """
+    max_iter = epoch_iterations(expanded_images, ims_per_batch) * epochs
+    multiplier = L(WarmupParamScheduler)(
+        scheduler=L(MultiStepParamScheduler)(
+            values=[1.0, 0.1, 0.01],
+            # in epochs: LRMultiplier evaluates the schedule at iteration / max_iter, and
+            # max_iter is a whole number of epochs, so the steps fall on epoch boundaries
+            milestones=list(decay_epochs),
+            num_updates=epochs,
+        ),
+        warmup_length=warmup_epochs / epochs,
+        warmup_method="linear",
+        warmup_factor=0.001,
+    )
+    return max_iter, multiplier
+
+
+# 24 epochs ("2x") of LVIS v1 train with RFS at 16 images per iteration.
+lvis_v1_rfs_2x_max_iter, lvis_v1_rfs_2x_lr_multiplier = rfs_schedule(LVIS_V1_TRAIN_RFS_EXPANDED_IMAGES)

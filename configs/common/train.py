@@ -1,0 +1,28 @@
+# Training options read by tools/train_net.py (the `train` dict of a LazyConfig), following
+# detectron2's model_zoo common/train.py with what the EFL recipes add.
+train = dict(
+    output_dir="./output",
+    # a checkpoint to start from (e.g. converted ImageNet weights); "" trains from scratch
+    init_checkpoint="",
+    max_iter=90000,
+    # mixed precision: AMPTrainer on CUDA (ignored with a warning on CPU). The EFL statistics are
+    # computed in fp32 and never see the loss scale.
+    amp=dict(enabled=False),
+    ddp=dict(  # options for DistributedDataParallel
+        # the EFL buffers stay identical on every process through the loss's own all-reduce
+        broadcast_buffers=False,
+        find_unused_parameters=False,
+        fp16_compression=False,
+    ),
+    # gradient clipping by the L2 norm of all gradients together (EOD clips LVIS runs at 35)
+    clip_grad=dict(enabled=True, max_norm=35.0, norm_type=2.0),
+    checkpointer=dict(period=5000, max_to_keep=100),  # options for PeriodicCheckpointer
+    # evaluate every eval_period iterations (0: only at the end of training)
+    eval_period=0,
+    # console / metrics.json / TensorBoard period, also for the EFL per-group statistics
+    log_period=20,
+    # "cuda" falls back to "cpu" (with a log line) where CUDA is not available
+    device="cuda",
+    # -1: a different random seed per run; >= 0: seed + rank in every process
+    seed=-1,
+)
