@@ -26,7 +26,7 @@ model.cls_loss.alpha = 0.25
 dataloader.train.total_batch_size = 16
 # Same numbers as lvis-api (tests/evaluation); "lvis" selects the official API (minutes, ~23 GB).
 dataloader.evaluator = L(LVISEvaluator)(
-    dataset_name="${..test.dataset.names}", max_dets_per_image=300, backend="hotcoco"
+    dataset_name="${..test.dataset.names}", tasks=("bbox",), max_dets_per_image=300, backend="hotcoco"
 )
 
 train.max_iter = lvis_v1_rfs_2x_max_iter

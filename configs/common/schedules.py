@@ -14,8 +14,8 @@
 #                 E = N (1 + sum_{k>=2} P(ceil(r_i) >= k)),
 #                 P(ceil(r_i) >= k) = 1 - prod_{c: ceil(r_c) >= k} (1 - n_c / N).
 # We use the estimate: 7,845 iterations per epoch at 16 images, 188,280 iterations for 24 epochs.
-# With the annotation file, pass the exact sum to `rfs_schedule` (the data pieces compute the
-# repeat factors), or set train.max_iter: the milestones below are fractions of max_iter, so
+# With the annotation file, pass the exact sum to `rfs_schedule` (efl.data.expanded_epoch_length
+# of the data piece's repeat factors gives it), or set train.max_iter: the milestones below are fractions of max_iter, so
 # max_iter is the only number that changes.
 from fvcore.common.param_scheduler import MultiStepParamScheduler
 

@@ -122,6 +122,7 @@ def test_resume_after_kill_continues_iterations_optimizer_and_statistics(trained
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert last.exists(), "the first run ended before writing a checkpoint"
     resumed_from = last.read_text()
     for path in tmp_path.glob("model_*.pth"):
         load_checkpoint(path)  # every file under a checkpoint name is complete

@@ -6,8 +6,9 @@ import os
 import numpy as np
 from PIL import Image
 
-from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.data.datasets.lvis import load_lvis_json
+from detectron2.data import DatasetCatalog
+
+from efl.data import register_lvis_json
 
 # (name, frequency letter, RGB colour); LVIS ids are 1..6 in this order.
 CATEGORIES = [
@@ -62,14 +63,12 @@ def write_tiny_lvis(root):
 
 
 def register_tiny_lvis(name, root):
-    """Register ``name`` (idempotent) as Detectron2 does for a custom LVIS-format set."""
-    if name in DatasetCatalog.list():
-        return name
-    json_file = os.path.join(root, "annotations.json")
-    image_root = root.rstrip("/") + "/"  # detectron2 0.6 appends the coco_url folder by string concatenation
-    DatasetCatalog.register(name, lambda: load_lvis_json(json_file, image_root, None))
-    MetadataCatalog.get(name).set(
-        thing_classes=[c[0] for c in CATEGORIES], json_file=json_file, image_root=image_root,
-        evaluator_type="lvis",
-    )
+    """Register ``name`` (once per process) with the project's LVIS-format registration, whose
+    metadata carries the per-class frequency letters (``class_frequency``)."""
+    if name not in DatasetCatalog.list():
+        register_lvis_json(
+            name, json_file=os.path.join(root, "annotations.json"), image_root=root,
+            metadata={"thing_classes": [c[0] for c in CATEGORIES],
+                      "class_frequency": [c[1] for c in CATEGORIES]},
+        )
     return name

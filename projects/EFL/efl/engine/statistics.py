@@ -15,8 +15,9 @@ __all__ = ["EqualizedLossStatistics", "class_frequency_groups", "find_equalized_
 logger = logging.getLogger(__name__)
 
 _GROUP_NAMES = {"r": "rare", "c": "common", "f": "frequent"}
-# Metadata fields that may hold one LVIS frequency letter ("r", "c" or "f") per contiguous class.
-_FREQUENCY_FIELDS = ("class_frequencies", "thing_frequencies", "frequencies", "thing_class_frequencies")
+# The metadata field of efl.data's datasets that holds one LVIS frequency letter ("r", "c" or
+# "f") per contiguous class id.
+_FREQUENCY_FIELD = "class_frequency"
 
 
 def find_equalized_losses(model):
@@ -35,9 +36,8 @@ def _letters_from_json(json_file):
 
 def _letters_from_metadata(metadata):
     fields = metadata.as_dict()
-    for field in _FREQUENCY_FIELDS:
-        if fields.get(field) is not None:
-            return list(fields[field]), f"metadata field '{field}'"
+    if fields.get(_FREQUENCY_FIELD) is not None:
+        return list(fields[_FREQUENCY_FIELD]), f"metadata field '{_FREQUENCY_FIELD}'"
     thing_classes = fields.get("thing_classes")
     if thing_classes is not None and len(thing_classes) == 1203:
         # Detectron2's built-in LVIS v1 metadata has only the names; its category table has the
@@ -45,7 +45,7 @@ def _letters_from_metadata(metadata):
         from detectron2.data.datasets.lvis_v1_categories import LVIS_CATEGORIES
 
         categories = sorted(LVIS_CATEGORIES, key=lambda c: c["id"])
-        if [c["name"] for c in categories] == list(thing_classes):
+        if [c["synonyms"][0] for c in categories] == list(thing_classes):
             return [c["frequency"] for c in categories], "detectron2's LVIS v1 category table"
     json_file = fields.get("json_file")
     if json_file and os.path.isfile(json_file):
