@@ -150,8 +150,8 @@ def test_concurrent_first_use_yields_one_complete_set(tmp_path):
     with multiprocessing.get_context("fork").Pool(2) as pool:
         roots = pool.map(_ensure, [(spec, cache_root)] * 2)
     assert roots[0] == roots[1]
-    # Only the final directory remains: no temporary directory, no half-written set.
-    assert os.listdir(cache_root) == [os.path.basename(roots[0])]
+    # Only the final directory (and the lock file) remain: no temporary or half-written set.
+    assert sorted(os.listdir(cache_root)) == sorted([os.path.basename(roots[0]), f".{spec.cache_key()}.lock"])
     reference = str(tmp_path / "reference")
     generate(spec, reference)
     assert _all_files(roots[0]) == _all_files(reference)

@@ -11,6 +11,7 @@ Layout of a generated set (the same json schema as LVIS v1; Detectron2 builds im
 ```
 """
 import dataclasses
+import fcntl
 import hashlib
 import json
 import logging
@@ -424,13 +425,25 @@ def ensure_generated(spec, cache_root=None):
 
     Safe under concurrency (several training processes): each generator writes into its own
     temporary directory and renames it into place; the rename is atomic, so a reader sees either
-    no directory or a complete one. A process that loses the race discards its copy.
+    no directory or a complete one, even if a generator dies. An advisory lock makes the other
+    processes wait instead of generating the same set again.
     """
     cache_root = cache_root or default_cache_root()
     final = os.path.join(cache_root, spec.cache_key())
     if os.path.isdir(final):
         return final
     os.makedirs(cache_root, exist_ok=True)
+    with open(os.path.join(cache_root, f".{spec.cache_key()}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not os.path.isdir(final):
+                _generate_into(spec, final, cache_root)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return final
+
+
+def _generate_into(spec, final, cache_root):
     tmp = tempfile.mkdtemp(prefix=f".{spec.cache_key()}.tmp-", dir=cache_root)
     try:
         content = os.path.join(tmp, "set")
@@ -439,8 +452,8 @@ def ensure_generated(spec, cache_root=None):
             os.rename(content, final)
             logger.info("Generated the synthetic long-tailed set in %s (%.1f s)", final, stats["seconds"])
         except OSError:
+            # Another process (without the lock, e.g. on a file system without flock) won.
             if not os.path.isdir(final):
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return final
