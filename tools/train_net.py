@@ -78,7 +78,9 @@ def do_train(args, cfg):
     model.to(cfg.train.device)
 
     cfg.optimizer.params.model = model
-    optim = add_full_model_gradient_clipping(instantiate(cfg.optimizer), **cfg.train.clip_grad)
+    # configs without train.clip_grad (not composed from configs/common/train.py) do not clip
+    clip_grad = OmegaConf.select(cfg, "train.clip_grad", default=None) or {"enabled": False}
+    optim = add_full_model_gradient_clipping(instantiate(cfg.optimizer), **clip_grad)
 
     train_loader = instantiate(cfg.dataloader.train)
     model = create_ddp_model(model, **cfg.train.ddp)

@@ -5,6 +5,7 @@ import os
 from omegaconf import OmegaConf
 
 from detectron2.config import LazyCall as L
+from detectron2.layers import ShapeSpec
 from detectron2.data import (
     DatasetMapper,
     build_detection_test_loader,
@@ -28,7 +29,7 @@ model.num_classes = len(CATEGORIES)
 model.head.conv_dims = [32]
 model.head.num_groups = 8
 model.backbone.out_channels = 32
-model.head.input_shape = [{"channels": 32}] * 3
+model.head.input_shape = [ShapeSpec(channels=32)] * 3
 
 dataloader = OmegaConf.create()
 dataloader.train = L(build_detection_train_loader)(
