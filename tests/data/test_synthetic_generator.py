@@ -163,6 +163,15 @@ def test_cli_generates_a_set_with_the_requested_sizes(tmp_path, capsys):
     val = load_json(out, "val")
     assert len(val["categories"]) == 10 and len(val["images"]) == 16
     assert "written to" in capsys.readouterr().out
+    # The written directory registers like the cached presets.
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from efl.data import register_synthetic_lt_dir
+
+    register_synthetic_lt_dir("efl_test_cli", out)
+    assert len(DatasetCatalog.get("efl_test_cli_val")) == 16
+    meta = MetadataCatalog.get("efl_test_cli_train")
+    assert meta.thing_classes == [c["name"] for c in val["categories"]] and meta.evaluator_type == "lvis"
     with pytest.raises(SystemExit) as exit_info:
         cli_main(["--help"])
     assert exit_info.value.code == 0
