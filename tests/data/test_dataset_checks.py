@@ -70,7 +70,7 @@ def test_unknown_category_id_is_an_error_naming_the_image_and_annotation(tmp_pat
     root = str(tmp_path)
     annotations = [_box_ann(1, 1, 1, [5, 5, 10, 10]), _box_ann(77, 3, 9, [5, 5, 10, 10])]
     name = _register("efl_test_checks_category", root, _write_set(root, annotations))
-    with pytest.raises(DatasetCheckError, match=r"image 3, annotation 77 has category 8"):
+    with pytest.raises(DatasetCheckError, match=r"image 3, annotation 77 has category 8 \(0-based; 9 in the file\)"):
         DatasetCatalog.get(name)
     DatasetCatalog.remove(name)
 

@@ -34,7 +34,7 @@ def _clip_box(bbox, width, height):
     return [x0, y0, x1 - x0, y1 - y0]
 
 
-def check_dataset_dicts(dataset_dicts, *, num_classes, source, check_files=True):
+def check_dataset_dicts(dataset_dicts, *, num_classes, source, check_files=True, file_category_offset=0):
     """
     Check and repair dataset dicts whose annotations are in `BoxMode.XYWH_ABS` (what the LVIS and
     COCO loaders produce). The dicts are modified in place.
@@ -45,6 +45,8 @@ def check_dataset_dicts(dataset_dicts, *, num_classes, source, check_files=True)
         num_classes: valid category ids are 0 .. num_classes - 1.
         source: what the dicts were loaded from (json path or dataset name), for messages.
         check_files: whether to check that every image file exists.
+        file_category_offset: file category id minus contiguous id (1 for LVIS files), so that
+            errors also name the id as written in the file.
 
     Returns:
         list[dict]: the same list.
@@ -64,8 +66,9 @@ def check_dataset_dicts(dataset_dicts, *, num_classes, source, check_files=True)
             category_id = ann["category_id"]
             if not (isinstance(category_id, int) and 0 <= category_id < num_classes):
                 raise DatasetCheckError(
-                    f"{source}: image {image_id}, annotation {ann_id} has category {category_id} (contiguous, "
-                    f"0-based), outside the {num_classes} classes of the dataset's metadata"
+                    f"{source}: image {image_id}, annotation {ann_id} has category {category_id} (0-based; "
+                    f"{category_id + file_category_offset} in the file), outside the {num_classes} classes "
+                    "of the dataset's metadata"
                 )
             bbox = ann["bbox"]
             if len(bbox) != 4 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox):

@@ -77,7 +77,9 @@ def load_lvis_json_checked(json_file, image_root, dataset_name, *, check_files=T
     # dataset_name=None: Detectron2 would otherwise look for built-in metadata by name. The json
     # "id" of each annotation is kept so that errors can name it.
     dataset_dicts = load_lvis_json(json_file, _with_separator(image_root), None, extra_annotation_keys=["id"])
-    return check_dataset_dicts(dataset_dicts, num_classes=num_classes, source=json_file, check_files=check_files)
+    return check_dataset_dicts(
+        dataset_dicts, num_classes=num_classes, source=json_file, check_files=check_files, file_category_offset=1
+    )
 
 
 def _with_separator(image_root):
