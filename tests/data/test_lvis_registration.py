@@ -8,7 +8,10 @@ from PIL import Image
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from efl.data import LVIS_ROOT_ENV, register_lvis_v1_efl
 
-NAMES = {"efl_test_lvis_train": "annotations/lvis_v1_train.json", "efl_test_lvis_val": "annotations/lvis_v1_val.json"}
+NAMES = {
+    "efl_test_lvis_train": "annotations/lvis_v1_train.json",
+    "efl_test_lvis_val": "annotations/lvis_v1_val.json",
+}
 
 
 def _fake_lvis_root(root):
@@ -28,7 +31,10 @@ def _fake_lvis_root(root):
                 annotations.append({"id": image_id * 10 + k, "image_id": image_id, "category_id": category_id,
                                     "bbox": [1, 1, 10, 10], "area": 100,
                                     "segmentation": [[1, 1, 11, 1, 11, 11, 1, 11]]})
-        categories = [{"id": 1, "name": "aerosol_can", "frequency": "c"}, {"id": 1203, "name": "zucchini", "frequency": "c"}]
+        categories = [
+            {"id": 1, "name": "aerosol_can", "frequency": "c"},
+            {"id": 1203, "name": "zucchini", "frequency": "c"},
+        ]
         with open(os.path.join(root, "annotations", f"lvis_v1_{split}.json"), "w") as f:
             json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
 

@@ -3,16 +3,15 @@ assigner and the loss never see a malformed box.
 
 What happens to each kind of bad input:
 
-| input | outcome |
-|---|---|
-| box with zero or negative width/height | dropped, counted in the log |
-| box partly outside the image | clipped to the image, counted |
-| box entirely outside the image | dropped, counted |
-| image without (remaining) annotations | kept and counted (the test set needs every image; training drops them with `get_detection_dataset_dicts(filter_empty=True)`, which logs its own count) |
-| category id not in the dataset's classes | error naming the image id, annotation id and category id |
-| bbox that is not 4 finite numbers | error naming the image id and annotation id |
-| image file that does not exist | error naming the path and image id |
-| image without a positive height/width | error naming the image id |
+- box with zero or negative width/height: dropped, counted in the log;
+- box partly outside the image: clipped to the image, counted;
+- box entirely outside the image: dropped, counted;
+- image without (remaining) annotations: kept and counted. The test set needs every image;
+  training drops them with `get_detection_dataset_dicts(filter_empty=True)`, which logs its count;
+- category id not in the dataset's classes: error naming the image id, annotation id and category;
+- bbox that is not 4 finite numbers: error naming the image id and annotation id;
+- image file that does not exist: error naming the path and image id;
+- image without a positive height/width: error naming the image id.
 """
 import logging
 import math
@@ -72,7 +71,9 @@ def check_dataset_dicts(dataset_dicts, *, num_classes, source, check_files=True,
                 )
             bbox = ann["bbox"]
             if len(bbox) != 4 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox):
-                raise DatasetCheckError(f"{source}: image {image_id}, annotation {ann_id} has a malformed bbox {bbox}")
+                raise DatasetCheckError(
+                    f"{source}: image {image_id}, annotation {ann_id} has a malformed bbox {bbox}"
+                )
             if bbox[2] <= 0 or bbox[3] <= 0:
                 counts["empty_box"] += 1
                 continue

@@ -80,7 +80,9 @@ def register_synthetic_lt_dir(prefix, root):
     with open(_json_file(root, "train")) as f:
         categories = sorted(json.load(f)["categories"], key=lambda c: c["id"])
     for split in SPLITS:
-        register_lvis_json(f"{prefix}_{split}", json_file=_json_file(root, split), image_root=root, metadata=_metadata(categories))
+        register_lvis_json(
+            f"{prefix}_{split}", json_file=_json_file(root, split), image_root=root, metadata=_metadata(categories)
+        )
 
 
 def register_all_synthetic_lt(cache_root=None):

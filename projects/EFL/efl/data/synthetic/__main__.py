@@ -18,7 +18,9 @@ from .generator import PRESETS, ensure_generated, generate
 def build_parser():
     defaults = PRESETS["default"]
     parser = argparse.ArgumentParser(
-        prog="python -m efl.data.synthetic", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m efl.data.synthetic",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--output-dir", help="new directory to write (default: the dataset cache)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="default", help="start from this preset")

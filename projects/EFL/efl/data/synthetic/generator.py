@@ -95,7 +95,8 @@ PRESETS = {
 
 def default_cache_root():
     """`$EFL_DATASETS`, else `~/.cache/efl/datasets`."""
-    return os.environ.get("EFL_DATASETS") or os.path.join(os.path.expanduser("~"), ".cache", "efl", "datasets")
+    default = os.path.join(os.path.expanduser("~"), ".cache", "efl", "datasets")
+    return os.environ.get("EFL_DATASETS") or default
 
 
 def _class_name(factors):
@@ -284,7 +285,12 @@ def _render_image(classes, factors, height, width, spec, rng):
         ys, xs = np.nonzero(visible)
         if len(xs) == 0:
             continue  # hidden after all; generate() verifies that the class counts still hold
-        bbox = [x0 + int(xs.min()), y0 + int(ys.min()), int(xs.max() - xs.min()) + 1, int(ys.max() - ys.min()) + 1]
+        bbox = [
+            x0 + int(xs.min()),
+            y0 + int(ys.min()),
+            int(xs.max() - xs.min()) + 1,
+            int(ys.max() - ys.min()) + 1,
+        ]
         annotations.append((k, bbox, int(len(xs)), _polygons(visible, x0, y0) or [_box_polygon(bbox)]))
     return image, annotations
 
@@ -395,7 +401,13 @@ def generate(spec, out_dir):
     info = {"description": "EFL synthetic long-tailed set (LVIS v1 format)", "version": str(GENERATOR_VERSION)}
     licenses = [{"id": 1, "name": "generated", "url": _URL_HOST}]
     for split, images, anns in (("train", train_images, train_anns), ("val", val_images, val_anns)):
-        payload = {"info": info, "licenses": licenses, "images": images, "annotations": anns, "categories": categories}
+        payload = {
+            "info": info,
+            "licenses": licenses,
+            "images": images,
+            "annotations": anns,
+            "categories": categories,
+        }
         with open(os.path.join(out_dir, "annotations", f"synthetic_lt_{split}.json"), "w") as f:
             # json.dumps uses the C encoder (json.dump to a file does not): 10x faster.
             f.write(json.dumps(payload, separators=(",", ":")))
