@@ -241,3 +241,21 @@ def test_few_cpu_iterations_of_the_small_config_reduce_the_loss():
             optimizer.step()
             totals.append(total.item())
     assert totals[-1] < 0.8 * totals[0], totals
+
+
+def test_eqfl_trains_through_the_detector_and_updates_its_statistics():
+    from efl.losses import EqualizedQualityFocalLoss
+
+    model = improved_model(cls_loss=EqualizedQualityFocalLoss(NUM_CLASSES))
+    batch = random_batch(seed=8)
+    with EventStorage():
+        losses = model(batch)
+    total = sum(losses.values())
+    assert torch.isfinite(total) and losses["loss_cls"] > 0
+    total.backward()
+    state = model.state_dict()
+    present = torch.zeros(NUM_CLASSES, dtype=torch.bool)
+    present[torch.cat([b["instances"].gt_classes for b in batch])] = True
+    assert state["cls_loss.neg_grad"].gt(0).all()
+    # positives only for the classes in the batch (each ground truth gets ATSS positives here)
+    assert torch.equal(state["cls_loss.pos_grad"].gt(0), present)

@@ -18,6 +18,7 @@ from detectron2.structures import Boxes, ImageList, Instances
 from detectron2.utils import comm
 from detectron2.utils.events import get_event_storage
 
+from ..losses import EqualizedQualityFocalLoss
 from .atss import ATSSAssigner
 from .box_losses import aligned_iou, iou_weighted_giou_loss
 
@@ -83,8 +84,6 @@ class ImprovedRetinaNet(RetinaNet):
 
     @property
     def _cls_loss_uses_quality(self) -> bool:
-        from efl.losses import EqualizedQualityFocalLoss
-
         return isinstance(self.cls_loss, EqualizedQualityFocalLoss) or getattr(
             self.cls_loss, "uses_quality_targets", False
         )
