@@ -229,7 +229,7 @@ def test_batch_with_an_unannotated_image_and_degenerate_boxes_trains():
 
 def test_few_cpu_iterations_of_the_small_config_reduce_the_loss():
     model = improved_model()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
     batch = random_batch(num_images=2, size=(64, 96), seed=7)
     totals = []
     with EventStorage():
@@ -240,6 +240,7 @@ def test_few_cpu_iterations_of_the_small_config_reduce_the_loss():
             total.backward()
             optimizer.step()
             totals.append(total.item())
+    # about 3.0 -> 1.8 with these seeds
     assert totals[-1] < 0.8 * totals[0], totals
 
 
