@@ -1,0 +1,117 @@
+"""Pictures people would rather look at than read: detections of several models drawn side by
+side on the same images, and each class's g_j and γ_j against its training frequency."""
+import numpy as np
+
+__all__ = ["draw_detection_grid", "plot_class_statistics"]
+
+_FREQUENCY_COLORS = {"r": "#d62728", "c": "#ff7f0e", "f": "#1f77b4"}
+_FREQUENCY_NAMES = {"r": "rare", "c": "common", "f": "frequent"}
+
+
+def draw_detection_grid(images, ground_truths, detections, metadata, *, score_threshold=0.3,
+                        scale=2.0):
+    """
+    Args:
+        images: list of (H, W, 3) uint8 RGB images.
+        ground_truths: list (per image) of detectron2 ``Instances`` with ``gt_boxes``/``gt_classes``.
+        detections: ``{model name: list (per image) of Instances with pred_boxes/scores/pred_classes}``.
+        metadata: the dataset's ``Metadata`` (``thing_classes``, and ``class_frequency`` when known).
+        score_threshold: detections below it are not drawn.
+
+    Returns:
+        one (H', W', 3) uint8 RGB image: a row per image, a column for the ground truth and each model.
+    """
+    from detectron2.utils.visualizer import Visualizer
+
+    frequency = metadata.get("class_frequency", None)
+
+    def label(class_id, score=None):
+        name = metadata.thing_classes[class_id]
+        if frequency is not None:
+            name = f"{name} [{frequency[class_id]}]"
+        return name if score is None else f"{name} {score:.2f}"
+
+    rows = []
+    for index, image in enumerate(images):
+        panels = []
+        gt = ground_truths[index]
+        vis = Visualizer(image, metadata, scale=scale)
+        panels.append(_titled(vis.overlay_instances(
+            boxes=gt.gt_boxes.tensor.numpy(), labels=[label(int(c)) for c in gt.gt_classes]
+        ).get_image(), "ground truth"))
+        for name, per_image in detections.items():
+            det = per_image[index]
+            det = det[det.scores >= score_threshold]
+            vis = Visualizer(image, metadata, scale=scale)
+            panels.append(_titled(vis.overlay_instances(
+                boxes=det.pred_boxes.tensor.numpy(),
+                labels=[label(int(c), float(s)) for c, s in zip(det.pred_classes, det.scores)],
+            ).get_image(), name))
+        rows.append(_pad_and_stack(panels, axis=1))
+    return _pad_and_stack(rows, axis=0)
+
+
+def _titled(image, title):
+    import cv2
+
+    bar = np.full((28, image.shape[1], 3), 255, dtype=np.uint8)
+    cv2.putText(bar, title, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([bar, image], axis=0)
+
+
+def _pad_and_stack(images, axis):
+    other = 1 - axis
+    size = max(im.shape[other] for im in images)
+    padded = []
+    for im in images:
+        pad = [(0, 0), (0, 0), (0, 0)]
+        pad[other] = (0, size - im.shape[other])
+        padded.append(np.pad(im, pad, constant_values=255))
+        # a white gutter between panels
+        gutter_shape = list(padded[-1].shape)
+        gutter_shape[axis] = 4
+        padded.append(np.full(gutter_shape, 255, dtype=np.uint8))
+    return np.concatenate(padded[:-1], axis=axis)
+
+
+def plot_class_statistics(path, image_counts, frequencies, statistics, *, title=None):
+    """
+    Plot each class's final gradient ratio g_j and focusing factor γ_j against the number of
+    training images that contain it.
+
+    Args:
+        path: where to write the PNG.
+        image_counts: (C,) training images per class.
+        frequencies: (C,) LVIS frequency letters "r"/"c"/"f" (or None).
+        statistics: ``{model name: {"pos_neg": (C,), "gamma": (C,)}}`` (numpy or torch).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(image_counts, dtype=float)
+    markers = ["o", "^", "s", "D"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for (name, stats), marker in zip(statistics.items(), markers):
+        for ax, key, ylabel in ((axes[0], "pos_neg", "g_j (positive / negative gradient)"),
+                                (axes[1], "gamma", "γ_j (focusing factor)")):
+            values = np.asarray(stats[key], dtype=float)
+            colors = [_FREQUENCY_COLORS.get(f, "gray") for f in frequencies] if frequencies else "gray"
+            ax.scatter(counts, values, c=colors, marker=marker, s=28, alpha=0.8,
+                       edgecolors="black" if marker != "o" else "none", linewidths=0.5, label=name)
+            ax.set_xscale("log")
+            ax.set_xlabel("training images containing the class")
+            ax.set_ylabel(ylabel)
+            ax.grid(True, alpha=0.3)
+    handles = [plt.Line2D([], [], marker=m, linestyle="", color="gray", label=n)
+               for n, m in zip(statistics, markers)]
+    if frequencies:
+        handles += [plt.Line2D([], [], marker="o", linestyle="", color=c, label=_FREQUENCY_NAMES[f])
+                    for f, c in _FREQUENCY_COLORS.items() if f in set(frequencies)]
+    axes[1].legend(handles=handles, loc="best", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
