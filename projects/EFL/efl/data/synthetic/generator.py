@@ -69,6 +69,12 @@ class SyntheticLTSpec:
     max_classes_per_image: int = 8
     # Absent classes listed in each image's neg_category_ids (LVIS's verified negatives).
     num_negative_categories: tuple = (3, 8)
+    # Object side, as a fraction of the image's short side (log-uniform in this range) ...
+    object_size_range: tuple = (0.12, 0.45)
+    # ... capped so that the objects of an image cover at most this fraction of it.
+    object_area_budget: float = 0.45
+    # Unannotated distractors per image (uniform in this range).
+    distractors_per_image: tuple = (0, 2)
 
     def cache_key(self):
         fields = json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -242,12 +248,14 @@ def _render_image(classes, factors, height, width, spec, rng):
     for k in classes:
         # Sometimes several instances of a class, as LVIS has (bananas come in bunches).
         instances += [k] * (1 + min(2, int(rng.geometric(0.7)) - 1))
-    num_distractors = int(rng.integers(0, 3))
+    num_distractors = int(rng.integers(spec.distractors_per_image[0], spec.distractors_per_image[1] + 1))
     short = min(height, width)
     total = len(instances) + num_distractors
     # Scale variation: log-uniform sizes, capped so that crowded images still fit.
-    min_size = 0.12 * short
-    max_size = max(min_size * 1.3, min(0.45 * short, np.sqrt(0.45 * height * width / total)))
+    low, high = spec.object_size_range
+    min_size = low * short
+    fit = np.sqrt(spec.object_area_budget * height * width / total)
+    max_size = max(min_size * 1.3, min(high * short, fit))
 
     objects, labels, optional = [], [], []
     for j, k in enumerate(instances):
