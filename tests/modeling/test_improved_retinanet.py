@@ -2,9 +2,8 @@
 score and cap, bad input, and that a few CPU iterations reduce the loss."""
 import efl  # noqa: F401  (compatibility fixes before detectron2)
 
-import copy
+import os
 
-import pytest
 import torch
 from torch import nn
 
@@ -19,9 +18,12 @@ from detectron2.structures import Boxes, ImageList, Instances, pairwise_iou
 from detectron2.utils.events import EventStorage
 
 from efl.losses import EqualizedFocalLoss
-from efl.modeling import ATSSAssigner, ImprovedRetinaNet, RetinaNetHeadWithIoU
+from efl.modeling import ImprovedRetinaNet
 
 NUM_CLASSES = 5
+SMALL_CONFIG = os.path.join(
+    os.path.dirname(__file__), "..", "..", "configs", "common", "models", "improved_retinanet_small.py"
+)
 
 
 def tiny_retinanet_cfg():
@@ -122,7 +124,7 @@ def test_mean_positives_normaliser_is_this_iterations_positive_count():
 
 
 def improved_model(cls_loss=None, **kwargs):
-    cfg = LazyConfig.load("configs/common/models/improved_retinanet_small.py").model
+    cfg = LazyConfig.load(SMALL_CONFIG).model
     cfg.num_classes = NUM_CLASSES
     if cls_loss is not None:
         cfg.cls_loss = cls_loss
