@@ -4,10 +4,11 @@ baseline (configs/common/models/improved_retinanet.py) and of Detectron2's Retin
 LazyConfig) with the same ResNet backbone (torchvision layout, FrozenBN, stem and res2 frozen),
 the same number of classes and the same random inputs, measured in one run.
 
-Training iteration = forward + backward + SGD step, median over --repeats after one warm-up.
+Training iteration = forward + backward + SGD step, median over --repeats after one warm-up; the
+two models alternate step by step so that load changes on a shared machine hit both alike.
 Inference = eval-mode forward of the same batch (NMS and post-processing included), per image.
-Memory: on CUDA, torch.cuda.max_memory_allocated during the training iterations; on CPU, the peak
-RSS growth of a fresh subprocess per model above its RSS once model and inputs exist.
+Memory of a training step (after a warm-up step): on CUDA, torch.cuda.max_memory_allocated; on
+CPU, the peak RSS growth of a fresh subprocess per model above its RSS once model and inputs exist.
 Both models are randomly initialised (nothing is downloaded).
 
     python tools/benchmark_model.py                              # CPU (or CUDA when present)
@@ -65,65 +66,97 @@ def current_rss_bytes():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def run_model(name, args, device):
-    import torch
-    from detectron2.utils.events import EventStorage
+class _Bench:
+    """One model with its inputs and optimizer; times one training step or one inference."""
 
-    torch.manual_seed(0)
-    model = build_model(name, args.depth, args.num_classes).to(device)
-    batch = make_batch(args.num_images, args.size, args.num_classes, device)
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    def __init__(self, name, args, device):
+        import torch
 
-    def sync():
-        if device.type == "cuda":
+        torch.manual_seed(0)
+        self.name = name
+        self.device = device
+        self.model = build_model(name, args.depth, args.num_classes).to(device)
+        self.batch = make_batch(args.num_images, args.size, args.num_classes, device)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.SGD(params, lr=1e-4)
+
+    def _sync(self):
+        import torch
+
+        if self.device.type == "cuda":
             torch.cuda.synchronize()
 
-    def train_step():
-        losses = model(batch)
-        optimizer.zero_grad(set_to_none=True)
-        sum(losses.values()).backward()
-        optimizer.step()
+    def train_step(self):
+        """Seconds of one forward + backward + SGD step."""
+        from detectron2.utils.events import EventStorage
 
+        self.model.train()
+        self._sync()
+        start = time.perf_counter()
+        with EventStorage():
+            losses = self.model(self.batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        self.optimizer.step()
+        self._sync()
+        return time.perf_counter() - start
+
+    def inference(self):
+        """Seconds of one eval-mode forward of the batch."""
+        import torch
+
+        self.model.eval()
+        self._sync()
+        start = time.perf_counter()
+        with torch.no_grad():
+            self.model(self.batch)
+        self._sync()
+        return time.perf_counter() - start
+
+
+def peak_train_memory_mb(name, args, device):
+    """Peak memory of a training step (after one warm-up step), see the module docstring."""
+    import torch
+
+    bench = _Bench(name, args, device)
     rss_before = current_rss_bytes()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    train_times = []
-    model.train()
-    with EventStorage():
-        for i in range(args.repeats + 1):
-            sync()
-            start = time.perf_counter()
-            train_step()
-            sync()
-            if i > 0:  # the first is a warm-up
-                train_times.append(time.perf_counter() - start)
+    bench.train_step()
+    bench.train_step()
     if device.type == "cuda":
-        peak_mb = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        # ru_maxrss is in KiB on Linux
-        peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before) / 2**20
+        return torch.cuda.max_memory_allocated() / 2**20
+    # ru_maxrss is in KiB on Linux
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before) / 2**20
 
-    model.eval()
-    infer_times = []
-    with torch.no_grad():
-        for i in range(args.repeats + 1):
-            sync()
-            start = time.perf_counter()
-            model(batch)
-            sync()
-            if i > 0:
-                infer_times.append(time.perf_counter() - start)
-    return {
-        "model": name,
-        "device": str(device),
-        "depth": args.depth,
-        "images": args.num_images,
-        "size": args.size,
-        "num_classes": args.num_classes,
-        "train_iter_s": statistics.median(train_times),
-        "train_peak_mb": peak_mb,
-        "infer_s_per_image": statistics.median(infer_times) / args.num_images,
-    }
+
+def measure(args, device):
+    """Rows of the table. The models alternate step by step, so that a load change on a shared
+    machine affects both alike."""
+    benches = [_Bench(name, args, device) for name in MODELS]
+    train = {b.name: [] for b in benches}
+    infer = {b.name: [] for b in benches}
+    for bench in benches:  # warm-up
+        bench.train_step()
+        bench.inference()
+    for _ in range(args.repeats):
+        for bench in benches:
+            train[bench.name].append(bench.train_step())
+        for bench in benches:
+            infer[bench.name].append(bench.inference())
+    rows = []
+    for bench in benches:
+        rows.append({
+            "model": bench.name,
+            "device": str(device),
+            "depth": args.depth,
+            "images": args.num_images,
+            "size": args.size,
+            "num_classes": args.num_classes,
+            "train_iter_s": statistics.median(train[bench.name]),
+            "infer_s_per_image": statistics.median(infer[bench.name]) / args.num_images,
+        })
+    return rows
 
 
 def main():
@@ -144,20 +177,23 @@ def main():
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.worker:
-        print(json.dumps(run_model(args.worker, args, device)))
+        print(json.dumps(peak_train_memory_mb(args.worker, args, device)))
         return
 
-    rows = []
+    peaks = {}
     for name in MODELS:
         if device.type == "cuda":
-            rows.append(run_model(name, args, device))
+            peaks[name] = peak_train_memory_mb(name, args, device)
             continue
         # a fresh process per model, so the RSS peaks are not shared
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", name, "--device", "cpu"]
-        for flag in ("depth", "size", "num_images", "num_classes", "repeats"):
+        for flag in ("depth", "size", "num_images", "num_classes"):
             cmd += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
+        peaks[name] = json.loads(out.strip().splitlines()[-1])
+    rows = measure(args, device)
+    for row in rows:
+        row["train_peak_mb"] = peaks[row["model"]]
 
     base = rows[1]
     header = f"{'model':<22}{'train s/iter':>14}{'x d2':>7}{'train peak MB':>15}{'infer s/img':>13}{'x d2':>7}"
