@@ -72,17 +72,17 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def load_model(config, checkpoint):
+def load_model(config, checkpoint, overrides):
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.config import LazyConfig, instantiate
 
-    cfg = LazyConfig.load(os.path.join(REPO, config))
+    cfg = LazyConfig.apply_overrides(LazyConfig.load(os.path.join(REPO, config)), overrides)
     model = instantiate(cfg.model).eval()
     DetectionCheckpointer(model).load(checkpoint)
     return cfg, model
 
 
-def pictures(output_dir, num_pictures):
+def pictures(output_dir, num_pictures, overrides):
     import numpy as np
     import torch
     from detectron2.config import instantiate
@@ -92,7 +92,7 @@ def pictures(output_dir, num_pictures):
     from efl.engine import find_equalized_losses
     from efl.visualization import draw_detection_grid, plot_class_statistics
 
-    models = {name: load_model(config, os.path.join(output_dir, name, "model_final.pth"))
+    models = {name: load_model(config, os.path.join(output_dir, name, "model_final.pth"), overrides)
               for name, config in RUNS.items()}
     cfg = next(iter(models.values()))[0]
     test_name = cfg.dataloader.test.dataset.names
@@ -127,10 +127,11 @@ def pictures(output_dir, num_pictures):
     statistics = {}
     for name, (_, model) in models.items():
         (_, loss), = find_equalized_losses(model)
-        statistics[name] = {"pos_neg": loss.pos_neg.numpy(), "gamma": loss.focusing_factors().numpy()}
+        statistics[name] = {"pos_grad": loss.pos_grad.numpy(), "neg_grad": loss.neg_grad.numpy(),
+                            "gamma": loss.focusing_factors().numpy()}
     statistics_png = os.path.join(output_dir, "class_statistics.png")
     plot_class_statistics(statistics_png, np.array(image_counts), list(frequency), statistics,
-                          title="Per-class gradient ratio g_j and focusing factor γ_j at the end of training")
+                          title="Per-class gradient statistics at the end of training")
     return detections_png, statistics_png
 
 
@@ -158,9 +159,9 @@ def main():
         json.dump(results, f, indent=2)
     with open(os.path.join(args.output_dir, "results.md"), "w") as f:
         f.write(table + "\n")
-    detections_png, statistics_png = pictures(args.output_dir, args.num_pictures)
-    print("\nSynthetic long-tailed set (48 classes: 14 rare, 18 common, 16 frequent), LVIS box AP "
-          "(max 300 detections per image), same detector, schedule and seed:\n")
+    detections_png, statistics_png = pictures(args.output_dir, args.num_pictures, args.overrides)
+    print("\nLVIS box AP on the synthetic long-tailed validation set (max 300 detections per image); "
+          "same detector, schedule and seed:\n")
     print(table)
     print(f"\npictures: {detections_png}\n          {statistics_png}")
     print(f"demo finished in {time.time() - start:.0f} s")

@@ -95,6 +95,7 @@ def plot_statistics(args):
     from detectron2.data import MetadataCatalog
 
     import efl.data  # noqa: F401  (registers the synthetic set's metadata)
+    from detectron2.config import LazyConfig
     from efl.visualization import plot_class_statistics
 
     seed = args.seeds[0]
@@ -102,12 +103,10 @@ def plot_statistics(args):
     for loss in args.losses:
         state = torch.load(os.path.join(run_dir(args, loss, seed), "model_final.pth"),
                            map_location="cpu", weights_only=False)["model"]
-        pos_neg = state["cls_loss.pos_neg"].numpy()
-        from detectron2.config import LazyConfig
-
         cls_loss = LazyConfig.load(os.path.join(REPO, CONFIGS[loss])).model.cls_loss
-        gamma = cls_loss.gamma_b + cls_loss.scale_factor * (1 - pos_neg)
-        statistics_by_loss[loss] = {"pos_neg": pos_neg, "gamma": gamma}
+        gamma = cls_loss.gamma_b + cls_loss.scale_factor * (1 - state["cls_loss.pos_neg"].numpy())
+        statistics_by_loss[loss] = {"pos_grad": state["cls_loss.pos_grad"].numpy(),
+                                    "neg_grad": state["cls_loss.neg_grad"].numpy(), "gamma": gamma}
     metadata = MetadataCatalog.get("synthetic_lt_train")
     counts = {c["id"]: c["image_count"] for c in metadata.class_image_count}
     path = os.path.join(args.output_dir, "class_statistics.png")

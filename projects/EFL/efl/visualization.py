@@ -76,14 +76,15 @@ def _pad_and_stack(images, axis):
 
 def plot_class_statistics(path, image_counts, frequencies, statistics, *, title=None):
     """
-    Plot each class's final gradient ratio g_j and focusing factor γ_j against the number of
-    training images that contain it.
+    Plot, for each class, the accumulated positive / negative gradient ratio (before EFL clamps it
+    to g_j = min(1, ratio)) and the focusing factor γ_j, against the number of training images that
+    contain the class.
 
     Args:
         path: where to write the PNG.
         image_counts: (C,) training images per class.
         frequencies: (C,) LVIS frequency letters "r"/"c"/"f" (or None).
-        statistics: ``{model name: {"pos_neg": (C,), "gamma": (C,)}}`` (numpy or torch).
+        statistics: ``{model name: {"pos_grad": (C,), "neg_grad": (C,), "gamma": (C,)}}``.
     """
     import matplotlib
 
@@ -92,18 +93,23 @@ def plot_class_statistics(path, image_counts, frequencies, statistics, *, title=
 
     counts = np.asarray(image_counts, dtype=float)
     markers = ["o", "^", "s", "D"]
+    colors = [_FREQUENCY_COLORS.get(f, "gray") for f in frequencies] if frequencies else "gray"
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for (name, stats), marker in zip(statistics.items(), markers):
-        for ax, key, ylabel in ((axes[0], "pos_neg", "g_j (positive / negative gradient)"),
-                                (axes[1], "gamma", "γ_j (focusing factor)")):
-            values = np.asarray(stats[key], dtype=float)
-            colors = [_FREQUENCY_COLORS.get(f, "gray") for f in frequencies] if frequencies else "gray"
+        ratio = np.asarray(stats["pos_grad"], dtype=float) / (np.asarray(stats["neg_grad"], dtype=float) + 1e-10)
+        panels = ((axes[0], np.maximum(ratio, 1e-4), "accumulated positive / negative gradient"),
+                  (axes[1], np.asarray(stats["gamma"], dtype=float), "γ_j (focusing factor)"))
+        for ax, values, ylabel in panels:
             ax.scatter(counts, values, c=colors, marker=marker, s=28, alpha=0.8,
                        edgecolors="black" if marker != "o" else "none", linewidths=0.5, label=name)
             ax.set_xscale("log")
             ax.set_xlabel("training images containing the class")
             ax.set_ylabel(ylabel)
             ax.grid(True, alpha=0.3)
+    axes[0].set_yscale("log")
+    axes[0].axhline(1.0, color="black", linestyle="--", linewidth=1)
+    axes[0].text(0.02, 0.04, "g_j = min(1, ratio): only classes below the line are re-focused",
+                 transform=axes[0].transAxes, fontsize=8)
     handles = [plt.Line2D([], [], marker=m, linestyle="", color="gray", label=n)
                for n, m in zip(statistics, markers)]
     if frequencies:
