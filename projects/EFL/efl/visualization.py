@@ -108,8 +108,8 @@ def plot_class_statistics(path, image_counts, frequencies, statistics, *, title=
             ax.grid(True, alpha=0.3)
     axes[0].set_yscale("log")
     axes[0].axhline(1.0, color="black", linestyle="--", linewidth=1)
-    axes[0].text(0.02, 0.04, "g_j = min(1, ratio): only classes below the line are re-focused",
-                 transform=axes[0].transAxes, fontsize=8)
+    axes[0].set_title("dashed: ratio 1. g_j = min(1, ratio); only classes below it get γ_j > γ_b",
+                      fontsize=9)
     handles = [plt.Line2D([], [], marker=m, linestyle="", color="gray", label=n)
                for n, m in zip(statistics, markers)]
     if frequencies:
