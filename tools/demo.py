@@ -113,8 +113,7 @@ def pictures(output_dir, num_pictures, overrides):
         for d in chosen:
             image = utils.read_image(d["file_name"], format="RGB")
             images.append(image)
-            annos = [dict(a, bbox_mode=a["bbox_mode"]) for a in d["annotations"]]
-            ground_truths.append(utils.annotations_to_instances(annos, image.shape[:2]))
+            ground_truths.append(utils.annotations_to_instances(d["annotations"], image.shape[:2]))
             inputs = mapper(dict(d))
             for name, (_, model) in models.items():
                 detections[name].append(model([inputs])[0]["instances"].to("cpu"))

@@ -64,7 +64,8 @@ class EqualizedSigmoidLossFunction(torch.autograd.Function):
         neg_grad_sum = torch.zeros(num_classes, dtype=dtype, device=device)
         if need_grad:
             pos_grad = (pos_grad * (pos_weight[pos_cols].double() * coef)).to(dtype)
-            pos_grad_sum.index_add_(0, pos_cols, pos_grad.abs())
+            if with_statistics:
+                pos_grad_sum.index_add_(0, pos_cols, pos_grad.abs())
         grad_logits = torch.empty((num_rows, num_classes), dtype=dtype, device=device) if need_input_grad else None
         neg_grad_scale = neg_weight * coef  # (C,)
 
@@ -99,8 +100,6 @@ class EqualizedSigmoidLossFunction(torch.autograd.Function):
         if need_input_grad:
             ctx.save_for_backward(grad_logits)
         ctx.logits_dtype = logits.dtype
-        if not with_statistics:
-            pos_grad_sum.zero_()
         ctx.mark_non_differentiable(pos_grad_sum, neg_grad_sum)
         return loss.to(dtype), pos_grad_sum.float(), neg_grad_sum.float()
 
