@@ -72,27 +72,17 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def load_model(config, checkpoint, overrides):
-    from detectron2.checkpoint import DetectionCheckpointer
-    from detectron2.config import LazyConfig, instantiate
-
-    cfg = LazyConfig.apply_overrides(LazyConfig.load(os.path.join(REPO, config)), overrides)
-    model = instantiate(cfg.model).eval()
-    DetectionCheckpointer(model).load(checkpoint)
-    return cfg, model
-
-
 def pictures(output_dir, num_pictures, overrides):
-    import numpy as np
     import torch
     from detectron2.config import instantiate
     from detectron2.data import DatasetCatalog, MetadataCatalog
     from detectron2.data import detection_utils as utils
 
-    from efl.engine import find_equalized_losses
+    from efl.engine import load_trained_model
     from efl.visualization import draw_detection_grid, plot_class_statistics
 
-    models = {name: load_model(config, os.path.join(output_dir, name, "model_final.pth"), overrides)
+    models = {name: load_trained_model(os.path.join(REPO, config),
+                                       os.path.join(output_dir, name, "model_final.pth"), overrides)
               for name, config in RUNS.items()}
     cfg = next(iter(models.values()))[0]
     test_name = cfg.dataloader.test.dataset.names
@@ -121,15 +111,9 @@ def pictures(output_dir, num_pictures, overrides):
     detections_png = os.path.join(output_dir, "detections.png")
     _save_png(grid, detections_png)
 
-    counts = {c["id"]: c["image_count"] for c in MetadataCatalog.get(train_name).class_image_count}
-    image_counts = [counts[k] for k in sorted(counts)]
-    statistics = {}
-    for name, (_, model) in models.items():
-        (_, loss), = find_equalized_losses(model)
-        statistics[name] = {"pos_grad": loss.pos_grad.numpy(), "neg_grad": loss.neg_grad.numpy(),
-                            "gamma": loss.focusing_factors().numpy()}
     statistics_png = os.path.join(output_dir, "class_statistics.png")
-    plot_class_statistics(statistics_png, np.array(image_counts), list(frequency), statistics,
+    plot_class_statistics(statistics_png, MetadataCatalog.get(train_name),
+                          {name: model for name, (_, model) in models.items()},
                           title="Per-class gradient statistics at the end of training")
     return detections_png, statistics_png
 

@@ -90,28 +90,20 @@ def summarize(args):
 
 
 def plot_statistics(args):
-    import numpy as np
-    import torch
     from detectron2.data import MetadataCatalog
 
     import efl.data  # noqa: F401  (registers the synthetic set's metadata)
-    from detectron2.config import LazyConfig
+    from efl.engine import load_trained_model
     from efl.visualization import plot_class_statistics
 
     seed = args.seeds[0]
-    statistics_by_loss = {}
+    models = {}
     for loss in args.losses:
-        state = torch.load(os.path.join(run_dir(args, loss, seed), "model_final.pth"),
-                           map_location="cpu", weights_only=False)["model"]
-        cls_loss = LazyConfig.load(os.path.join(REPO, CONFIGS[loss])).model.cls_loss
-        gamma = cls_loss.gamma_b + cls_loss.scale_factor * (1 - state["cls_loss.pos_neg"].numpy())
-        statistics_by_loss[loss] = {"pos_grad": state["cls_loss.pos_grad"].numpy(),
-                                    "neg_grad": state["cls_loss.neg_grad"].numpy(), "gamma": gamma}
-    metadata = MetadataCatalog.get("synthetic_lt_train")
-    counts = {c["id"]: c["image_count"] for c in metadata.class_image_count}
+        cfg, models[loss] = load_trained_model(os.path.join(REPO, CONFIGS[loss]),
+                                               os.path.join(run_dir(args, loss, seed), "model_final.pth"))
     path = os.path.join(args.output_dir, "class_statistics.png")
-    plot_class_statistics(path, np.array([counts[k] for k in sorted(counts)]), list(metadata.class_frequency),
-                          statistics_by_loss, title=f"Final g_j and γ_j per class (seed {seed})")
+    plot_class_statistics(path, MetadataCatalog.get(cfg.dataloader.train.dataset.names), models,
+                          title=f"Final gradient statistics per class (seed {seed})")
     print(f"plot: {path}")
 
 

@@ -74,7 +74,7 @@ def _pad_and_stack(images, axis):
     return np.concatenate(padded[:-1], axis=axis)
 
 
-def plot_class_statistics(path, image_counts, frequencies, statistics, *, title=None):
+def plot_class_statistics(path, metadata, models, *, title=None):
     """
     Plot, for each class, the accumulated positive / negative gradient ratio (before EFL clamps it
     to g_j = min(1, ratio)) and the focusing factor γ_j, against the number of training images that
@@ -82,23 +82,32 @@ def plot_class_statistics(path, image_counts, frequencies, statistics, *, title=
 
     Args:
         path: where to write the PNG.
-        image_counts: (C,) training images per class.
-        frequencies: (C,) LVIS frequency letters "r"/"c"/"f" (or None).
-        statistics: ``{model name: {"pos_grad": (C,), "neg_grad": (C,), "gamma": (C,)}}``.
+        metadata: the training set's ``Metadata`` with ``class_image_count`` (and ``class_frequency``
+            for colours by LVIS frequency group).
+        models: ``{name: model}``, each holding one EFL/EQFL loss module.
     """
+    from .engine import find_equalized_losses
+
+    image_count = {c["id"]: c["image_count"] for c in metadata.class_image_count}
+    counts = np.array([image_count[k] for k in sorted(image_count)], dtype=float)
+    frequencies = metadata.get("class_frequency", None)
+    statistics = {}
+    for name, model in models.items():
+        ((_, loss),) = find_equalized_losses(model)
+        statistics[name] = {"ratio": (loss.pos_grad / (loss.neg_grad + 1e-10)).numpy(),
+                            "gamma": loss.focusing_factors().numpy()}
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    counts = np.asarray(image_counts, dtype=float)
     markers = ["o", "^", "s", "D"]
     colors = [_FREQUENCY_COLORS.get(f, "gray") for f in frequencies] if frequencies else "gray"
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for (name, stats), marker in zip(statistics.items(), markers):
-        ratio = np.asarray(stats["pos_grad"], dtype=float) / (np.asarray(stats["neg_grad"], dtype=float) + 1e-10)
-        panels = ((axes[0], np.maximum(ratio, 1e-4), "accumulated positive / negative gradient"),
-                  (axes[1], np.asarray(stats["gamma"], dtype=float), "γ_j (focusing factor)"))
+        panels = ((axes[0], np.maximum(stats["ratio"], 1e-4), "accumulated positive / negative gradient"),
+                  (axes[1], stats["gamma"], "γ_j (focusing factor)"))
         for ax, values, ylabel in panels:
             ax.scatter(counts, values, c=colors, marker=marker, s=28, alpha=0.8,
                        edgecolors="black" if marker != "o" else "none", linewidths=0.5, label=name)

@@ -1,6 +1,6 @@
 """Training engine: a launcher with a CPU/gloo path, DDP on CPU, atomic checkpoints, gradient
 clipping, trainer choice and the EFL statistics hook, on top of ``detectron2.engine``."""
-from .checkpoint import AtomicDetectionCheckpointer, atomic_write
+from .checkpoint import AtomicDetectionCheckpointer, atomic_write, load_trained_model
 from .ddp import create_ddp_model
 from .launch import launch
 from .optimizer import add_full_model_gradient_clipping
@@ -19,5 +19,6 @@ __all__ = [
     "create_ddp_model",
     "find_equalized_losses",
     "launch",
+    "load_trained_model",
     "write_final_results",
 ]

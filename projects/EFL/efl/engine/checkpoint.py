@@ -70,3 +70,14 @@ class AtomicDetectionCheckpointer(DetectionCheckpointer):
             return super().tag_last_checkpoint(last_filename_basename)
         save_file = os.path.join(self.save_dir, "last_checkpoint")
         atomic_write(save_file, lambda f: f.write(last_filename_basename), mode="w")
+
+
+def load_trained_model(config_file, checkpoint, overrides=()):
+    """``(cfg, model)``: the model of a LazyConfig file (with key=value ``overrides``), in eval
+    mode, with the weights and loss statistics of ``checkpoint``."""
+    from detectron2.config import LazyConfig, instantiate
+
+    cfg = LazyConfig.apply_overrides(LazyConfig.load(config_file), list(overrides))
+    model = instantiate(cfg.model).eval()
+    DetectionCheckpointer(model).load(checkpoint)
+    return cfg, model
