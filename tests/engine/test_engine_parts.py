@@ -1,6 +1,5 @@
 """The pieces of efl.engine and the common configs, checked against hand-computed values."""
 import importlib.util
-import json
 import os
 from pathlib import Path
 
@@ -9,9 +8,8 @@ import torch
 from torch import nn
 
 from detectron2.config import LazyConfig, instantiate
-from detectron2.data import Metadata
 
-from efl.engine import add_full_model_gradient_clipping, atomic_write, class_frequency_groups
+from efl.engine import add_full_model_gradient_clipping, atomic_write
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,30 +64,6 @@ def test_lvis_2x_schedule_warms_up_one_epoch_and_decays_at_epochs_16_and_22():
         assert lr(iteration / max_iter) == pytest.approx(value), iteration
 
 
-def test_frequency_groups_come_from_the_metadata_letters():
-    metadata = Metadata(name="m").set(class_frequency=["r", "f", "c", "r", "f"])
-    groups = class_frequency_groups(metadata, 5)
-    assert {k: v.tolist() for k, v in groups.items()} == {"rare": [0, 3], "common": [2], "frequent": [1, 4]}
-
-
-def test_frequency_groups_fall_back_to_the_lvis_json_and_to_all_classes(tmp_path):
-    json_file = tmp_path / "lvis.json"
-    categories = [{"id": 2, "frequency": "f"}, {"id": 1, "frequency": "r"}, {"id": 3, "frequency": "c"}]
-    json_file.write_text(json.dumps({"categories": categories}))
-    groups = class_frequency_groups(Metadata(name="j").set(json_file=str(json_file)), 3)
-    # contiguous ids follow the sorted LVIS ids
-    assert {k: v.tolist() for k, v in groups.items()} == {"rare": [0], "common": [2], "frequent": [1]}
-    assert class_frequency_groups(Metadata(name="none"), 4)["all"].tolist() == [0, 1, 2, 3]
-    assert class_frequency_groups(None, 2)["all"].tolist() == [0, 1]
-
-
-def test_frequency_groups_reject_a_class_count_mismatch_and_unknown_letters():
-    with pytest.raises(ValueError, match="3 class frequencies but the loss has 4"):
-        class_frequency_groups(Metadata(name="bad").set(class_frequency=["r", "c", "f"]), 4)
-    with pytest.raises(ValueError, match="'x'"):
-        class_frequency_groups(Metadata(name="bad2").set(class_frequency=["r", "x"]), 2)
-
-
 def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path):
     path = tmp_path / "last_checkpoint"
     atomic_write(str(path), lambda f: f.write("model_0000009.pth"), mode="w")
@@ -105,11 +79,3 @@ def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
-
-
-def test_frequency_groups_of_detectron2_builtin_lvis_v1_match_the_lvis_paper_counts():
-    from detectron2.data import MetadataCatalog
-
-    groups = class_frequency_groups(MetadataCatalog.get("lvis_v1_train"), 1203)
-    # LVIS v1: 337 rare, 461 common and 405 frequent categories.
-    assert {k: v.numel() for k, v in groups.items()} == {"rare": 337, "common": 461, "frequent": 405}
