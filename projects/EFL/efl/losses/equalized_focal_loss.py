@@ -46,3 +46,7 @@ class EqualizedFocalLoss(EqualizedLossBase):
             neg_weight, pos_weight = (1 - self.alpha) * weight, self.alpha * weight
         return self._equalized_loss(logits, labels, normalizer, scores=None,
                                     neg_weight=neg_weight, pos_weight=pos_weight)
+
+    def forward_with_quality(self, logits, labels, quality, normalizer):
+        """:meth:`forward`; EFL has no quality target, so ``quality`` is not used."""
+        return self(logits, labels, normalizer)

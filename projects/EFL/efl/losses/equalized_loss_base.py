@@ -64,6 +64,12 @@ class EqualizedLossBase(nn.Module):
             return torch.ones_like(self.pos_neg)
         return self.focusing_factors() / self.gamma_b
 
+    def forward_with_quality(self, logits, labels, quality, normalizer):
+        """The call shared by every loss of this package, so that a detector can hold any of them
+        without asking which: quality-target losses (EQFL, QFL) use ``quality`` (N,) as the
+        positive rows' targets, the others (EFL, focal) ignore it. Returns ``forward``'s loss."""
+        raise NotImplementedError
+
     # ----------------------------------------------------------------------------------------
     def _check_inputs(self, logits, labels, normalizer, scores=None):
         name = type(self).__name__

@@ -38,3 +38,7 @@ class EqualizedQualityFocalLoss(EqualizedLossBase):
         weight = self.weighting_factors()
         return self._equalized_loss(logits, labels, normalizer, scores=scores.detach(),
                                     neg_weight=weight, pos_weight=weight)
+
+    def forward_with_quality(self, logits, labels, quality, normalizer):
+        """:meth:`forward` with ``quality`` as the scores (quality targets)."""
+        return self(logits, labels, quality, normalizer)
