@@ -70,8 +70,8 @@ def test_training_logs_progress_tensorboard_and_statistics_per_frequency_group(t
     records = metrics_records(trained)
     # tiny_lvis has two classes per LVIS frequency group: all three groups are summarized.
     for group in ("rare", "common", "frequent"):
-        assert 0.0 <= records[-1][f"cls_loss/g_{group}"] <= 1.0
-        assert 2.0 <= records[-1][f"cls_loss/gamma_{group}"] <= 2.0 + 8.0
+        assert 0.0 <= records[-1][f"efl/g_{group}"] <= 1.0
+        assert 2.0 <= records[-1][f"efl/gamma_{group}"] <= 2.0 + 8.0
     assert all("grad_norm" in r for r in records)
     assert list(Path(trained).glob("events.out.tfevents.*"))
     log = (Path(trained) / "log.txt").read_text()

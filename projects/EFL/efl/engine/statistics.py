@@ -26,8 +26,10 @@ class EqualizedLossStatistics(HookBase):
     training, saves each process's raw buffers to ``<output_dir>/efl_statistics/rank<r>.pth``
     (they must be identical on every rank: the loss all-reduces its statistics).
 
-    Scalars are named ``<loss>/g_<group>`` and ``<loss>/gamma_<group>``, where ``<loss>`` is the
-    loss module's attribute path in the model (DDP's ``module.`` prefix removed).
+    Scalars are named ``efl/g_<group>`` and ``efl/gamma_<group>`` (``efl<i>/...`` when the model
+    holds several such losses, ``i`` in the order logged at the start). The names must not contain
+    "loss": Detectron2's console printer shows every such key as a 20-value median, which for a
+    value put once per period is a stale one; the hook's own log line shows the current value.
     """
 
     def __init__(self, model, *, class_groups, period, output_dir=None):
@@ -46,17 +48,21 @@ class EqualizedLossStatistics(HookBase):
         self._output_dir = output_dir
         if not self._losses:
             logger.warning("EqualizedLossStatistics: the model holds no EqualizedLossBase module")
+        self._prefixes = ["efl"] if len(self._losses) == 1 else [f"efl{i}" for i in range(len(self._losses))]
+        if len(self._losses) > 1:
+            logger.info("EFL statistics: " + ", ".join(
+                f"{p} = {name}" for p, (name, _) in zip(self._prefixes, self._losses)))
 
     def summaries(self):
         """``{scalar name: value}`` for the current buffers."""
         out = {}
-        for name, loss in self._losses:
+        for prefix, (_, loss) in zip(self._prefixes, self._losses):
             g = loss.pos_neg.detach().float().cpu()  # (C,)
             gamma = loss.focusing_factors().float().cpu()  # (C,)
             for group, idx in self._class_groups.items():
                 if idx.numel():
-                    out[f"{name}/g_{group}"] = float(g[idx].mean())
-                    out[f"{name}/gamma_{group}"] = float(gamma[idx].mean())
+                    out[f"{prefix}/g_{group}"] = float(g[idx].mean())
+                    out[f"{prefix}/gamma_{group}"] = float(gamma[idx].mean())
         return out
 
     def after_step(self):
