@@ -1,7 +1,8 @@
 # Learning-rate schedules in epochs of the repeat-factor-expanded training set (EFL_SPEC.md §5.5,
 # §8.11): linear warmup over the first epoch from 0.001 x lr, then x0.1 at epochs 16 and 22 of 24
-# (2/3 and 11/12 of training). Detectron2 counts iterations, so an epoch is turned into
-#   iterations per epoch = ceil(E / images per iteration),   E = sum_i ceil(r_i),
+# (2/3 and 11/12 of training). Detectron2 counts iterations; as in the reference, an epoch is
+#   ceil(E / images per iteration) iterations,   E = sum_i ceil(r_i),
+# and a run of n epochs n times that (efl.data.iterations_for_epochs, the one place it is computed),
 # where r_i = max over the classes c in image i of r_c = max(1, sqrt(0.001 / f_c)) and f_c is the
 # fraction of training images that contain c. EOD rounds r_i up (every image is repeated ceil(r_i)
 # times each epoch); Detectron2's sampler rounds stochastically, E[r_i] < ceil(r_i).
@@ -21,14 +22,9 @@ from fvcore.common.param_scheduler import MultiStepParamScheduler
 
 from detectron2.config import LazyCall as L
 from detectron2.solver import WarmupParamScheduler
+from efl.data import iterations_for_epochs
 
-LVIS_V1_TRAIN_IMAGES = 100170
 LVIS_V1_TRAIN_RFS_EXPANDED_IMAGES = 125515  # estimate, see above
-
-
-def epoch_iterations(expanded_images, ims_per_batch=16):
-    """Iterations in one epoch over the repeat-factor-expanded list (EOD drops no last batch)."""
-    return -(-int(expanded_images) // int(ims_per_batch))
 
 
 def rfs_schedule(expanded_images, *, epochs=24, decay_epochs=(16, 22), warmup_epochs=1,
@@ -42,7 +38,7 @@ def rfs_schedule(expanded_images, *, epochs=24, decay_epochs=(16, 22), warmup_ep
         warmup_epochs: length of the linear warmup (from 0.001 x lr).
         ims_per_batch: images per iteration over all processes.
     """
-    max_iter = epoch_iterations(expanded_images, ims_per_batch) * epochs
+    max_iter = iterations_for_epochs(expanded_images, epochs=epochs, total_batch_size=ims_per_batch)
     multiplier = L(WarmupParamScheduler)(
         scheduler=L(MultiStepParamScheduler)(
             values=[1.0, 0.1, 0.01],

@@ -14,13 +14,8 @@ from ..common.optim import SGD as optimizer
 from ..common.train import train
 
 model.num_classes = 48
-# EFL as in the improved baseline: gamma_b 2, s 8, alpha 0.25.
-model.cls_loss.gamma_b = 2.0
-model.cls_loss.scale_factor = 8.0
-model.cls_loss.alpha = 0.25
-
-optimizer.lr = 0.02
-optimizer.weight_decay = 1e-4
+# The loss (EFL as in the improved baseline) comes with the model piece, SGD (lr 0.02, weight
+# decay 1e-4) with common/optim.py.
 
 train.max_iter = 1500
 lr_multiplier = L(WarmupParamScheduler)(

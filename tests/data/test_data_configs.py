@@ -1,22 +1,66 @@
+"""The data pieces of configs/common/data and the schedule built on them."""
+import importlib.util
 import os
 
+import pytest
 import torch
+from omegaconf import ListConfig
 
 from detectron2.config import LazyConfig, instantiate
 from detectron2.data.samplers import RepeatFactorTrainingSampler
-from detectron2.evaluation import LVISEvaluator
-from efl.data import register_synthetic_lt, repeat_factors_from_category_frequency
+from efl.data import expanded_epoch_length, register_synthetic_lt, repeat_factors_from_category_frequency
 from efl.data.synthetic import PRESETS
+from efl.evaluation import LVISEvaluator
 
-CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "common", "data")
+REPO = os.path.join(os.path.dirname(__file__), "..", "..")
+CONFIGS = os.path.join(REPO, "configs", "common", "data")
 
 
-def test_synthetic_config_builds_rfs_loader_and_lvis_evaluator(tmp_path):
-    register_synthetic_lt("efl_test_cfg_tiny", PRESETS["tiny"], cache_root=str(tmp_path))
+def _flatten(node, prefix=""):
+    """{dotted key: leaf value} of a LazyConfig node; lists of configs are indexed, lists of
+    plain values are leaves."""
+    if hasattr(node, "items"):
+        items = node.items()
+    elif isinstance(node, (list, tuple, ListConfig)) and any(hasattr(v, "items") for v in node):
+        items = enumerate(node)
+    else:
+        return {prefix: list(node) if isinstance(node, (list, tuple, ListConfig)) else node}
+    out = {}
+    for key, value in items:
+        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _tiny_synthetic_config(tmp_path, name):
+    register_synthetic_lt(name, PRESETS["tiny"], cache_root=str(tmp_path))
     cfg = LazyConfig.load(os.path.join(CONFIGS, "synthetic_lt.py"))
-    cfg.dataloader.train.dataset.names = "efl_test_cfg_tiny_train"
-    cfg.dataloader.test.dataset.names = "efl_test_cfg_tiny_val"
+    cfg.dataloader.train.dataset.names = f"{name}_train"
+    cfg.dataloader.test.dataset.names = f"{name}_val"
+    return cfg
 
+
+def test_synthetic_piece_is_the_lvis_piece_with_only_names_and_scale_changed():
+    lvis = _flatten(LazyConfig.load(os.path.join(CONFIGS, "lvis_v1.py")).dataloader)
+    synthetic = _flatten(LazyConfig.load(os.path.join(CONFIGS, "synthetic_lt.py")).dataloader)
+    assert set(lvis) == set(synthetic)
+    changed = {k for k in lvis if lvis[k] != synthetic[k]}
+    scale = {
+        "train.dataset.names", "test.dataset.names", "train.sampler.repeat_factors.repeat_thresh",
+        "train.mapper.augmentations.0.short_edge_length", "train.mapper.augmentations.0.max_size",
+        "test.mapper.augmentations.0.short_edge_length", "test.mapper.augmentations.0.max_size",
+        "train.total_batch_size", "train.num_workers", "test.num_workers",
+        # interpolations that follow the dataset names
+        "train.sampler.repeat_factors.dataset_dicts.names", "evaluator.dataset_name",
+    }
+    assert changed <= scale, sorted(changed - scale)
+    # the sampler, rounding, mapper format and evaluator are inherited, not restated
+    for key in ("train.sampler.repeat_factors.rounding", "train.mapper.image_format", "evaluator._target_",
+                "evaluator.backend", "evaluator.max_dets_per_image"):
+        assert key not in changed
+
+
+def test_synthetic_config_builds_rfs_loader_and_the_projects_lvis_evaluator(tmp_path):
+    cfg = _tiny_synthetic_config(tmp_path, "efl_test_cfg_tiny")
     sampler = instantiate(cfg.dataloader.train.sampler)
     assert isinstance(sampler, RepeatFactorTrainingSampler)
     dicts = instantiate(cfg.dataloader.train.dataset)
@@ -38,28 +82,39 @@ def test_synthetic_config_builds_rfs_loader_and_lvis_evaluator(tmp_path):
     assert len(instantiate(cfg.dataloader.test).dataset) == PRESETS["tiny"].num_val_images
 
 
-def test_lvis_config_matches_the_reference_data_settings():
-    cfg = LazyConfig.load(os.path.join(CONFIGS, "lvis_v1.py"))
-    train, test = cfg.dataloader.train, cfg.dataloader.test
-    assert train.dataset.names == "lvis_v1_train_efl" and test.dataset.names == "lvis_v1_val_efl"
-    resize = train.mapper.augmentations[0]
-    assert list(resize.short_edge_length) == [640, 672, 704, 736, 768, 800] and resize.max_size == 1333
-    assert resize.sample_style == "choice" and train.mapper.augmentations[1].horizontal
-    assert test.mapper.augmentations[0].short_edge_length == 800 and test.mapper.augmentations[0].max_size == 1333
-    rfs = train.sampler.repeat_factors
-    assert (rfs.repeat_thresh, rfs.sqrt, rfs.rounding) == (0.001, True, "ceil")
-    assert train.mapper.image_format == "RGB" and test.mapper.image_format == "RGB"
-    assert cfg.dataloader.evaluator.max_dets_per_image == 300
-    assert cfg.dataloader.evaluator.dataset_name == "lvis_v1_val_efl"
+def _load_schedules():
+    spec = importlib.util.spec_from_file_location("schedules", os.path.join(REPO, "configs/common/schedules.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def test_detectron2_lvis_evaluator_scores_ground_truth_of_the_synthetic_val_as_ap_1(tmp_path):
+def test_schedule_from_the_configured_datasets_size_sees_each_image_ceil_r_times_per_epoch(tmp_path):
+    cfg = _tiny_synthetic_config(tmp_path, "efl_test_sched_tiny")
+    factors = instantiate(cfg.dataloader.train.sampler.repeat_factors)
+    batch = cfg.dataloader.train.total_batch_size
+    length = expanded_epoch_length(factors)  # E = sum_i ceil(r_i)
+    epochs = 24
+    max_iter, multiplier = _load_schedules().rfs_schedule(length, epochs=epochs, ims_per_batch=batch)
+    per_epoch = max_iter // epochs
+    # An epoch is the fewest iterations of B images that hold the expanded list.
+    assert max_iter % epochs == 0 and (per_epoch - 1) * batch < length <= per_epoch * batch
+    # The first epoch's indices show every image ceil(r_i) times, and the lr steps at epoch 16.
+    stream = iter(instantiate(cfg.dataloader.train.sampler))
+    epoch = torch.tensor([next(stream) for _ in range(int(length))])
+    assert torch.equal(torch.bincount(epoch, minlength=len(factors)), factors.long())
+    lr = instantiate(multiplier)
+    assert lr((16 * per_epoch - 1) / max_iter) == pytest.approx(1.0)
+    assert lr(16 * per_epoch / max_iter) == pytest.approx(0.1)
+
+
+def test_projects_default_evaluator_scores_ground_truth_of_the_synthetic_val_as_ap_100(tmp_path):
     from detectron2.data import DatasetCatalog
     from detectron2.structures import Boxes, BoxMode, Instances
 
-    register_synthetic_lt("efl_test_eval_tiny", PRESETS["tiny"], cache_root=str(tmp_path))
+    cfg = _tiny_synthetic_config(tmp_path, "efl_test_eval_tiny")
     val = DatasetCatalog.get("efl_test_eval_tiny_val")
-    evaluator = LVISEvaluator("efl_test_eval_tiny_val", tasks=("bbox",), distributed=False, max_dets_per_image=300)
+    evaluator = instantiate(cfg.dataloader.evaluator)
     evaluator.reset()
     for record in val:
         boxes = [BoxMode.convert(a["bbox"], BoxMode.XYWH_ABS, BoxMode.XYXY_ABS) for a in record["annotations"]]

@@ -10,6 +10,7 @@ from efl.data import (
     lvis_equivalent_threshold,
     repeat_factors_from_category_frequency,
 )
+from efl.data.repeat_factor import LVIS_V1_TRAIN_IMAGES
 
 
 def _dicts(classes_per_image):
@@ -37,7 +38,17 @@ def test_ceil_factors_round_every_image_up_like_the_reference():
     assert expanded_epoch_length(factors) == 16
     # 24 epochs of 16 images at 4 images per iteration.
     assert iterations_for_epochs(factors, epochs=24, total_batch_size=4) == 96
-    assert iterations_for_epochs(factors, epochs=1, total_batch_size=5) == 4
+
+
+def test_a_run_is_epochs_times_one_epoch_whose_last_short_batch_is_kept():
+    # The reference's epoch of E = 16 images at B = 5 is ceil(16 / 5) = 4 iterations (the last
+    # holds 1 image), and 24 epochs are 24 x 4 = 96 iterations, not ceil(24 x 16 / 5) = 77.
+    assert iterations_for_epochs(16, epochs=1, total_batch_size=5) == 4
+    assert iterations_for_epochs(16, epochs=24, total_batch_size=5) == 96
+    factors = torch.tensor([3.0, 2, 2, 2, 2, 1, 1, 1, 1, 1])
+    assert iterations_for_epochs(factors, epochs=24, total_batch_size=5) == 96
+    with pytest.raises(ValueError, match="positive"):
+        iterations_for_epochs(0, epochs=24, total_batch_size=5)
 
 
 def test_exact_integer_factor_is_not_rounded_past_itself():
@@ -66,6 +77,7 @@ def test_detectron2_sampler_repeats_each_image_exactly_ceil_times_per_epoch():
 
 
 def test_lvis_equivalent_threshold_keeps_t_times_n():
+    assert LVIS_V1_TRAIN_IMAGES == 100170  # LVIS v1 train (Gupta et al., 2019)
     assert lvis_equivalent_threshold(100170) == pytest.approx(0.001)
     assert lvis_equivalent_threshold(800) * 800 == pytest.approx(0.001 * 100170)
 

@@ -18,34 +18,40 @@ sampler=L(RepeatFactorTrainingSampler)(
     )
 )
 ```
-Detectron2 counts iterations, the reference counts epochs: with ceil rounding, E reference epochs
-at a total batch B are `E * expanded_epoch_length(repeat_factors) / B` iterations
-(`iterations_for_epochs`).
+Detectron2 counts iterations, the reference counts epochs. The reference's epoch is
+⌈E / B⌉ iterations of B images (its batch sampler keeps the last, short batch), E = Σ_i ⌈r_i⌉ for
+the improved baseline's expanded list (|D| for YOLOX-IP), and a run of n epochs is n · ⌈E / B⌉
+iterations: `iterations_for_epochs`, the one place this is computed (configs/common/schedules.py
+uses it too).
 
 The threshold t means the same thing only at the same dataset size: what matters is t · N, the
 number of images below which a class is repeated (≈100 for LVIS v1, 100,170 images × 0.001).
 A small set keeps LVIS's behaviour with t = 100 / N (`lvis_equivalent_threshold`).
 """
-import collections
 import math
 
 import torch
+from detectron2.data.samplers import RepeatFactorTrainingSampler
 
 __all__ = [
+    "LVIS_V1_TRAIN_IMAGES",
     "repeat_factors_from_category_frequency",
     "expanded_epoch_length",
     "iterations_for_epochs",
     "lvis_equivalent_threshold",
 ]
 
-# ceil(2.0000000000000004) would repeat an image 3 times where the exact factor is 2.
+# Images in LVIS v1 train (the one definition; configs/common/schedules.py imports it).
+LVIS_V1_TRAIN_IMAGES = 100170
+# Relative: Detectron2 returns float32 factors, whose rounding error (and that of squaring them
+# for sqrt=False) must not push an exact integer such as 7 to 7.0000005 and then ceil it to 8.
 _CEIL_TOLERANCE = 1e-6
-_LVIS_V1_TRAIN_IMAGES = 100170
 
 
 def repeat_factors_from_category_frequency(dataset_dicts, *, repeat_thresh=0.001, sqrt=True, rounding="ceil"):
     """
-    Per-image repeat factors.
+    Per-image repeat factors: Detectron2's
+    ``RepeatFactorTrainingSampler.repeat_factors_from_category_frequency``, rounded up for "ceil".
 
     Args:
         dataset_dicts: list[dict] in Detectron2's format (the training set, without repeats).
@@ -62,18 +68,15 @@ def repeat_factors_from_category_frequency(dataset_dicts, *, repeat_thresh=0.001
         raise ValueError(f"rounding must be 'ceil' or 'stochastic', got {rounding!r}")
     if len(dataset_dicts) == 0:
         raise ValueError("cannot compute repeat factors of an empty dataset")
-    classes_per_image = [{ann["category_id"] for ann in d.get("annotations", [])} for d in dataset_dicts]
-    images_per_class = collections.Counter(c for classes in classes_per_image for c in classes)
-    num_images = len(dataset_dicts)
-    power = 0.5 if sqrt else 1.0
-    class_factor = {
-        c: max(1.0, (repeat_thresh / (n / num_images)) ** power) for c, n in images_per_class.items()
-    }
-    factors = []
-    for classes in classes_per_image:
-        r = max((class_factor[c] for c in classes), default=1.0)
-        factors.append(float(math.ceil(r - _CEIL_TOLERANCE)) if rounding == "ceil" else r)
-    return torch.tensor(factors, dtype=torch.float32)
+    factors = RepeatFactorTrainingSampler.repeat_factors_from_category_frequency(
+        dataset_dicts, repeat_thresh
+    ).double()
+    if not sqrt:
+        # Detectron2 0.6 always takes the square root; max(1, sqrt(x))² = max(1, x).
+        factors = factors**2
+    if rounding == "ceil":
+        factors = torch.ceil(factors * (1 - _CEIL_TOLERANCE))
+    return factors.float()
 
 
 def expanded_epoch_length(repeat_factors):
@@ -81,11 +84,23 @@ def expanded_epoch_length(repeat_factors):
     return float(torch.as_tensor(repeat_factors, dtype=torch.float64).sum())
 
 
-def iterations_for_epochs(repeat_factors, *, epochs, total_batch_size):
-    """Detectron2 iterations that cover `epochs` epochs of the expanded list (rounded up)."""
-    return math.ceil(epochs * expanded_epoch_length(repeat_factors) / total_batch_size)
+def iterations_for_epochs(epoch_length, *, epochs, total_batch_size):
+    """Detectron2 iterations of ``epochs`` reference epochs: ``epochs * ⌈epoch_length / B⌉``.
+
+    Args:
+        epoch_length: images in one epoch (E = Σ_i ⌈r_i⌉ for the expanded list, |D| without
+            repeats), or the per-image repeat factors, whose sum it then is.
+        epochs: the number of epochs (a whole number, so schedule steps fall on epoch ends).
+        total_batch_size: B, images per iteration over all processes.
+    """
+    if torch.is_tensor(epoch_length):
+        epoch_length = expanded_epoch_length(epoch_length)
+    if epoch_length <= 0 or total_batch_size <= 0:
+        raise ValueError(f"epoch_length and total_batch_size must be positive, got {epoch_length} "
+                         f"and {total_batch_size}")
+    return int(epochs) * math.ceil(epoch_length / total_batch_size)
 
 
 def lvis_equivalent_threshold(num_images):
     """The t that repeats the same classes in a set of `num_images` as t = 0.001 does in LVIS v1."""
-    return 0.001 * _LVIS_V1_TRAIN_IMAGES / num_images
+    return 0.001 * LVIS_V1_TRAIN_IMAGES / num_images
