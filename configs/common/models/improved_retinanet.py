@@ -11,7 +11,10 @@ from efl.modeling import (
     ATSSAssigner,
     FPNWithLateralTop,
     ImprovedRetinaNet,
+    IoUBranchLoss,
+    IoUWeightedGIoULoss,
     LastLevelP6P7FromLateral,
+    MeanPositivesNormalizer,
     RetinaNetHeadWithIoU,
 )
 
@@ -52,13 +55,14 @@ model = L(ImprovedRetinaNet)(
         offset=0.5,
     ),
     box2box_transform=L(Box2BoxTransform)(weights=[1.0, 1.0, 1.0, 1.0]),
-    anchor_assigner=L(ATSSAssigner)(topk=18, min_box_size=1.0),
-    anchor_matcher=None,
+    anchor_labeler=L(ATSSAssigner)(topk=18, min_box_size=1.0),
     cls_loss=L(EqualizedFocalLoss)(
         num_classes="${..num_classes}", gamma_b=2.0, scale_factor=8.0, alpha=0.25
     ),
-    box_reg_loss_type="iou_weighted_giou",
-    normalizer="mean_positives",
+    box_losses=[L(IoUWeightedGIoULoss)()],
+    iou_loss=L(IoUBranchLoss)(),
+    # per iteration: max(all-reduced #positives, 1) / world size (and the same for the IoU sum)
+    normalizer=L(MeanPositivesNormalizer)(),
     num_classes=1203,
     head_in_features=["p3", "p4", "p5", "p6", "p7"],
     test_score_thresh=None,

@@ -41,6 +41,6 @@ model.head.conv_dims = [32, 32]
 model.anchor_generator.sizes = [[s * 3, s * 4] for s in [8, 16, 32]]
 model.anchor_generator.strides = [8, 16, 32]
 model.head_in_features = ["p3", "p4", "p5"]
-# the synthetic demo set's class count; demo configs override it to match their dataset
-model.num_classes = 50
+# the synthetic demo set's class count (48); configs of other sets override it
+model.num_classes = 48
 model.test_topk_candidates = 1000

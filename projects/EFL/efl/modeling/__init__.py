@@ -1,18 +1,31 @@
-"""Detectors of the project: the improved-baseline RetinaNet, its FPN, head and ATSS assigner."""
+"""The detectors of the project: one RetinaNet subclass for both families and its parts (anchor
+labellers, normalisers, loss terms), the improved baseline's FPN and head."""
+from .anchor_labeling import MatcherLabeler
 from .atss import ATSSAssigner
-from .box_losses import aligned_iou, iou_weighted_giou_loss
+from .box_losses import AnchorDeltaL1Loss, Detectron2BoxLoss, IoUWeightedGIoULoss, iou_weighted_giou_loss
 from .fpn import FPNWithLateralTop, LastLevelP6P7FromLateral
 from .improved_retinanet import ImprovedRetinaNet
+from .iou_branch_loss import IoUBranchLoss
+from .normalizers import EMAPositivesNormalizer, LossNormalizers, MeanPositivesNormalizer
+from .positive_samples import PositiveSamples
 from .retina_head_with_iou import RetinaNetHeadWithIoU
 from .small_stem import SmallStem
 
 __all__ = [
     "ATSSAssigner",
+    "AnchorDeltaL1Loss",
+    "Detectron2BoxLoss",
+    "EMAPositivesNormalizer",
     "FPNWithLateralTop",
     "ImprovedRetinaNet",
+    "IoUBranchLoss",
+    "IoUWeightedGIoULoss",
     "LastLevelP6P7FromLateral",
+    "LossNormalizers",
+    "MatcherLabeler",
+    "MeanPositivesNormalizer",
+    "PositiveSamples",
     "RetinaNetHeadWithIoU",
     "SmallStem",
-    "aligned_iou",
     "iou_weighted_giou_loss",
 ]

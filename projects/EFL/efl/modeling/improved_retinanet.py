@@ -1,207 +1,211 @@
-"""The EFL "improved baseline": RetinaNet with ATSS, an IoU branch, IoU-weighted GIoU and EFL/EQFL
-(EFL_SPEC.md §5). Only the steps that differ from Detectron2's RetinaNet are replaced; with
-``anchor_assigner=None``, ``cls_loss=None``, a two-output head, a Detectron2 box loss and
-``normalizer="ema"`` it computes exactly what ``detectron2.modeling.RetinaNet`` computes."""
-from typing import List, Optional, Tuple
+"""The one-stage meta-architecture of both EFL detector families, the improved-baseline RetinaNet
+and YOLOX-IP (docs/improved_baseline.md, docs/yolox_ip.md): Detectron2's RetinaNet whose varying
+steps are parts passed to the constructor and set in the LazyConfig."""
+from typing import List, Optional, Sequence, Tuple
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
-from fvcore.nn import sigmoid_focal_loss_jit
 from torch import Tensor, nn
 
 from detectron2.config import configurable
 from detectron2.layers import cat
 from detectron2.modeling import META_ARCH_REGISTRY, RetinaNet
-from detectron2.modeling.box_regression import _dense_box_regression_loss
 from detectron2.structures import Boxes, ImageList, Instances
-from detectron2.utils import comm
 from detectron2.utils.events import get_event_storage
 
-from ..losses import EqualizedQualityFocalLoss
-from .atss import ATSSAssigner
-from .box_losses import aligned_iou, iou_weighted_giou_loss
+from .positive_samples import PositiveSamples
 
 __all__ = ["ImprovedRetinaNet"]
-
-_NORMALIZERS = ("ema", "mean_positives")
 
 
 @META_ARCH_REGISTRY.register()
 class ImprovedRetinaNet(RetinaNet):
     """
-    RetinaNet whose labelling, losses and inference follow the EFL improved baseline:
+    RetinaNet with pluggable labelling, losses and normalisers:
 
-    - labels from an :class:`ATSSAssigner` (or Detectron2's IoU ``Matcher``);
-    - an IoU target per positive anchor: IoU of its current (detached) predicted box with its
-      ground truth, used by the IoU branch, as the GIoU weight and as EQFL's quality;
-    - a classification loss module from ``efl.losses`` (or Detectron2's focal loss);
-    - normalisers recomputed every iteration and averaged over processes (or Detectron2's EMA);
-    - inference score sigma(cls) * sigma(iou) when the head has an IoU branch.
+        L = L_cls(x, y, q) / N_pos  +  sum_k L_box_k  +  L_iou / N_pos
 
-    The head decides whether there is an IoU branch: it returns ``(logits, deltas)`` or
-    ``(logits, deltas, iou_logits)``. Built from a yacs config (``build_model``) it inherits
-    RetinaNet's ``from_config`` and so is Detectron2's RetinaNet; the LazyConfig
-    ``configs/common/models/improved_retinanet.py`` sets the improved baseline.
+    - ``anchor_labeler`` labels anchors (:class:`ATSSAssigner`, or :class:`MatcherLabeler` for
+      Detectron2's IoU matcher);
+    - q, the quality target of each positive, is the IoU of its detached predicted box with its
+      ground truth (:class:`PositiveSamples`);
+    - ``cls_loss`` is any ``efl.losses`` module (EFL, EQFL; s = 0 gives focal loss / QFL),
+      called through ``forward_with_quality`` so that the detector never asks which one it is;
+    - ``box_losses`` is a list of terms (IoU-weighted GIoU; YOLOX-IP adds an L1 on the deltas);
+    - ``iou_loss`` trains the IoU branch when the head has one (three outputs);
+    - ``normalizer`` gives N_pos and the IoU-target normaliser.
+
+    Inference scores are sigma(cls) * sigma(iou) with an IoU branch, sigma(cls) without; with no
+    score threshold the per-level top-k runs on all (anchor, class) pairs directly.
     """
 
     @configurable
     def __init__(
         self,
         *,
-        anchor_assigner: Optional[ATSSAssigner] = None,
-        cls_loss: Optional[nn.Module] = None,
-        normalizer: str = "ema",
-        anchor_matcher=None,
-        test_score_thresh: Optional[float] = 0.05,
-        **kwargs,
+        backbone: nn.Module,
+        head: nn.Module,
+        head_in_features: Sequence[str],
+        anchor_generator: nn.Module,
+        box2box_transform,
+        anchor_labeler,
+        cls_loss: nn.Module,
+        box_losses: Sequence,
+        iou_loss=None,
+        normalizer,
+        num_classes: int,
+        test_score_thresh: Optional[float] = None,
+        test_topk_candidates: int = 1000,
+        test_nms_thresh: float = 0.5,
+        max_detections_per_image: int = 300,
+        test_pad_to: Optional[Tuple[int, int]] = None,
+        pixel_mean,
+        pixel_std,
+        input_format: str = "BGR",
+        vis_period: int = 0,
     ):
         """
         Args:
-            anchor_assigner: labels anchors per image; None uses ``anchor_matcher`` as RetinaNet.
-            cls_loss: module called as ``cls_loss(logits, labels, normalizer)`` (EFL, focal) or,
-                when it has ``uses_quality_targets`` / is an EQFL, ``cls_loss(logits, labels,
-                iou_targets, normalizer)``; None uses Detectron2's focal loss with
-                ``focal_loss_alpha`` / ``focal_loss_gamma``.
-            normalizer: "ema" (Detectron2: moving average of the local #positives) or
-                "mean_positives" (per iteration, max(all-reduced #positives, 1) / world size; the
-                IoU-weighted GIoU uses max(all-reduced sum of IoU targets, 1) / world size).
-            anchor_matcher: Detectron2's ``Matcher``; required when ``anchor_assigner`` is None.
+            backbone, head, head_in_features, anchor_generator, box2box_transform, num_classes,
+                pixel_mean, pixel_std, input_format, vis_period: as ``detectron2.modeling.RetinaNet``.
+                The head returns per-level lists (class logits, box deltas) or (class logits,
+                box deltas, IoU logits), anchor-major in the channel axis.
+            anchor_labeler: ``labeler(anchors, gt_instances, num_classes) -> (labels (R,),
+                matched gt boxes (R, 4))`` for one image; labels in [-1, K], K = background.
+            cls_loss: an ``efl.losses`` module (its buffers become part of the model's state).
+            box_losses: terms ``term(positives, normalizers) -> {name: loss}``.
+            iou_loss: the IoU-branch term (same call), or None for a head without IoU branch.
+            normalizer: ``normalizer(num_positives, iou_target_sum) -> LossNormalizers``.
             test_score_thresh: score threshold before the per-level top-k; None keeps all.
-            kwargs: the remaining arguments of ``detectron2.modeling.RetinaNet``;
-                ``box_reg_loss_type`` also accepts "iou_weighted_giou".
+            test_topk_candidates: (anchor, class) candidates kept per level before NMS.
+            test_nms_thresh: IoU threshold of the class-aware NMS.
+            max_detections_per_image: detections kept per image after NMS.
+            test_pad_to: (H, W): in inference, pad every batch to at least this size (YOLOX-IP
+                tests on a 640 x 640 canvas); None pads to the backbone's size divisibility only.
         """
-        super().__init__(anchor_matcher=anchor_matcher, test_score_thresh=test_score_thresh, **kwargs)
-        if anchor_assigner is None and anchor_matcher is None:
-            raise ValueError("ImprovedRetinaNet needs an anchor_assigner or an anchor_matcher")
-        if normalizer not in _NORMALIZERS:
-            raise ValueError(f"normalizer must be one of {_NORMALIZERS}, got {normalizer!r}")
-        self.anchor_assigner = anchor_assigner
+        super().__init__(
+            backbone=backbone,
+            head=head,
+            head_in_features=head_in_features,
+            anchor_generator=anchor_generator,
+            box2box_transform=box2box_transform,
+            anchor_matcher=None,
+            num_classes=num_classes,
+            test_score_thresh=test_score_thresh,
+            test_topk_candidates=test_topk_candidates,
+            test_nms_thresh=test_nms_thresh,
+            max_detections_per_image=max_detections_per_image,
+            pixel_mean=pixel_mean,
+            pixel_std=pixel_std,
+            vis_period=vis_period,
+            input_format=input_format,
+        )
+        # RetinaNet's own loss settings are not used here: the parts below replace them.
+        del self.focal_loss_alpha, self.focal_loss_gamma, self.smooth_l1_beta, self.box_reg_loss_type
+        self.anchor_labeler = anchor_labeler
         # A submodule, so the loss's statistics buffers live in the model's state_dict.
         self.cls_loss = cls_loss
-        # (RetinaNet keeps its EMA state in ``self.loss_normalizer``.)
+        self.box_losses = list(box_losses)
+        self.iou_loss = iou_loss
         self.normalizer = normalizer
+        self.test_pad_to = tuple(test_pad_to) if test_pad_to else None
 
-    @property
-    def _cls_loss_uses_quality(self) -> bool:
-        return isinstance(self.cls_loss, EqualizedQualityFocalLoss) or getattr(
-            self.cls_loss, "uses_quality_targets", False
+    @classmethod
+    def from_config(cls, cfg):
+        raise NotImplementedError(
+            "ImprovedRetinaNet is built from the project's LazyConfig python files, not from a "
+            "yacs config: use e.g. `tools/train_net.py --config-file "
+            "configs/efl_improved_baseline_r50_2x_rfs.py`, or "
+            "`instantiate(LazyConfig.load('configs/...py').model)` in Python."
         )
 
+    # ------------------------------------------------------------------------------------------
+    def preprocess_image(self, batched_inputs):
+        images = super().preprocess_image(batched_inputs)
+        if self.training or self.test_pad_to is None:
+            return images
+        height, width = images.tensor.shape[-2:]
+        pad_h, pad_w = max(self.test_pad_to[0] - height, 0), max(self.test_pad_to[1] - width, 0)
+        # zeros at the bottom and right, as the images are placed at the top-left
+        return ImageList(F.pad(images.tensor, (0, pad_w, 0, pad_h)), images.image_sizes)
+
     def _split_predictions(self, predictions):
-        """(N, A*K, H, W)-style per-level lists -> anchor-major (N, H*W*A, K) lists."""
+        """Per-level (N, A*K, H, W)-style lists -> anchor-major (N, H*W*A, K) lists; IoU logits
+        come back as (N, H*W*A) per level, or None for a head without an IoU branch."""
+        if len(predictions) not in (2, 3):
+            raise ValueError(f"the head must return 2 or 3 per-level lists, got {len(predictions)}")
         has_iou = len(predictions) == 3
         dims = [self.num_classes, 4] + ([1] if has_iou else [])
         transposed = self._transpose_dense_predictions(predictions, dims)
-        pred_logits, pred_anchor_deltas = transposed[:2]
-        pred_ious = transposed[2] if has_iou else None
-        return pred_logits, pred_anchor_deltas, pred_ious
+        pred_ious = [x[..., 0] for x in transposed[2]] if has_iou else None
+        return transposed[0], transposed[1], pred_ious
 
     def forward_training(self, images, features, predictions, gt_instances):
         pred_logits, pred_anchor_deltas, pred_ious = self._split_predictions(predictions)
+        if (pred_ious is None) != (self.iou_loss is None):
+            raise ValueError(
+                "a head with an IoU branch needs an iou_loss and a head without one needs "
+                f"iou_loss=None (head outputs: {len(predictions)}, iou_loss: {self.iou_loss})"
+            )
         anchors = self.anchor_generator(features)
         gt_labels, gt_boxes = self.label_anchors(anchors, gt_instances)
-        return self.losses(
-            anchors, pred_logits, gt_labels, pred_anchor_deltas, gt_boxes, pred_ious=pred_ious
-        )
+        return self.losses(anchors, pred_logits, gt_labels, pred_anchor_deltas, gt_boxes, pred_ious)
 
     @torch.no_grad()
     def label_anchors(self, anchors, gt_instances):
-        if self.anchor_assigner is None:
-            return super().label_anchors(anchors, gt_instances)
         gt_labels, matched_gt_boxes = [], []
         for gt_per_image in gt_instances:
-            labels, boxes = self.anchor_assigner(anchors, gt_per_image, self.num_classes)
+            labels, boxes = self.anchor_labeler(anchors, gt_per_image, self.num_classes)
             gt_labels.append(labels)
             matched_gt_boxes.append(boxes)
         return gt_labels, matched_gt_boxes
 
-    def _mean_over_processes(self, values: List[float]) -> Tensor:
-        """max(sum over processes, 1) / world size, for each value, in one all-reduce."""
-        stats = torch.tensor(values, dtype=torch.float32, device=self.device)
-        world_size = comm.get_world_size()
-        if world_size > 1:
-            dist.all_reduce(stats)
-        return stats.clamp(min=1.0) / world_size
-
-    def losses(
-        self, anchors, pred_logits, gt_labels, pred_anchor_deltas, gt_boxes, pred_ious=None
-    ):
+    def losses(self, anchors, pred_logits, gt_labels, pred_anchor_deltas, gt_boxes, pred_ious=None):
         """
         Args:
             anchors: #lvl Boxes, (Hi*Wi*A, 4) each.
-            pred_logits, pred_anchor_deltas, pred_ious: #lvl tensors (N, Hi*Wi*A, K / 4 / 1);
-                ``pred_ious`` is None without an IoU branch.
+            pred_logits, pred_anchor_deltas: #lvl tensors (N, Hi*Wi*A, K) and (N, Hi*Wi*A, 4).
             gt_labels, gt_boxes: #img tensors (R,) and (R, 4) from :meth:`label_anchors`.
+            pred_ious: #lvl tensors (N, Hi*Wi*A), or None without an IoU branch.
 
         Returns:
-            dict with "loss_cls", "loss_box_reg" and, with an IoU branch, "loss_iou".
+            {"loss_cls": ..., one entry per box term, "loss_iou" with an IoU branch}
         """
-        num_images = len(gt_labels)
         gt_labels = torch.stack(gt_labels)  # (N, R)
-        gt_boxes = torch.stack(gt_boxes)  # (N, R, 4)
         valid_mask = gt_labels >= 0
         pos_mask = valid_mask & (gt_labels != self.num_classes)
-        num_pos_anchors = pos_mask.sum().item()
-        get_event_storage().put_scalar("num_pos_anchors", num_pos_anchors / num_images)
+        positives = PositiveSamples.gather(
+            Boxes.cat(anchors).tensor,
+            cat(pred_anchor_deltas, dim=1),
+            torch.stack(gt_boxes),
+            pos_mask,
+            self.box2box_transform,
+            None if pred_ious is None else cat(pred_ious, dim=1),
+        )
+        num_positives = pos_mask.sum()
+        get_event_storage().put_scalar("num_pos_anchors", num_positives.item() / len(gt_labels))
+        normalizers = self.normalizer(num_positives, positives.iou_targets.sum())
 
-        anchors_all = Boxes.cat(anchors).tensor  # (R, 4)
-        deltas_all = cat(pred_anchor_deltas, dim=1)  # (N, R, 4)
-        # Boxes of the positive anchors decoded from this forward's deltas, (P, 4).
-        pos_anchors = anchors_all[None].expand(num_images, -1, -1)[pos_mask]
-        pos_pred_boxes = self.box2box_transform.apply_deltas(deltas_all[pos_mask], pos_anchors)
-        pos_gt_boxes = gt_boxes[pos_mask]
-        iou_targets = aligned_iou(pos_pred_boxes.detach(), pos_gt_boxes)  # (P,)
-
-        if self.normalizer == "ema":
-            normalizer = self._ema_update("loss_normalizer", max(num_pos_anchors, 1), 100)
-            iou_sum_normalizer = normalizer
-        else:
-            normalizer, iou_sum_normalizer = self._mean_over_processes(
-                [num_pos_anchors, iou_targets.sum().item()]
+        # quality target of every valid anchor: the IoU target on positives, 0 elsewhere
+        quality = torch.zeros_like(gt_labels, dtype=positives.iou_targets.dtype)  # (N, R)
+        quality[pos_mask] = positives.iou_targets
+        losses = {
+            "loss_cls": self.cls_loss.forward_with_quality(
+                cat(pred_logits, dim=1)[valid_mask],  # (M, K), anchor-major rows
+                gt_labels[valid_mask],
+                quality[valid_mask],
+                normalizers.positives,
             )
-
-        logits = cat(pred_logits, dim=1)[valid_mask]  # (M, K), anchor-major rows
-        labels = gt_labels[valid_mask]  # (M,)
-        if self.cls_loss is None:
-            gt_labels_target = F.one_hot(labels, num_classes=self.num_classes + 1)[:, :-1]
-            loss_cls = sigmoid_focal_loss_jit(
-                logits,
-                gt_labels_target.to(logits.dtype),
-                alpha=self.focal_loss_alpha,
-                gamma=self.focal_loss_gamma,
-                reduction="sum",
-            ) / normalizer
-        elif self._cls_loss_uses_quality:
-            quality = torch.zeros_like(gt_labels, dtype=iou_targets.dtype)  # (N, R)
-            quality[pos_mask] = iou_targets
-            loss_cls = self.cls_loss(logits, labels, quality[valid_mask], normalizer)
-        else:
-            loss_cls = self.cls_loss(logits, labels, normalizer)
-
-        if self.box_reg_loss_type == "iou_weighted_giou":
-            loss_box_reg = iou_weighted_giou_loss(
-                pos_pred_boxes, pos_gt_boxes, iou_targets, iou_sum_normalizer
-            )
-        else:
-            loss_box_reg = _dense_box_regression_loss(
-                anchors,
-                self.box2box_transform,
-                pred_anchor_deltas,
-                list(gt_boxes),
-                pos_mask,
-                box_reg_loss_type=self.box_reg_loss_type,
-                smooth_l1_beta=self.smooth_l1_beta,
-            ) / normalizer
-
-        losses = {"loss_cls": loss_cls, "loss_box_reg": loss_box_reg}
-        if pred_ious is not None:
-            pos_iou_logits = cat(pred_ious, dim=1)[pos_mask][:, 0]  # (P,)
-            losses["loss_iou"] = F.binary_cross_entropy_with_logits(
-                pos_iou_logits, iou_targets, reduction="sum"
-            ) / normalizer
+        }
+        terms = self.box_losses + ([self.iou_loss] if self.iou_loss is not None else [])
+        for term in terms:
+            for name, value in term(positives, normalizers).items():
+                if name in losses:
+                    raise ValueError(f"two loss terms of {type(self).__name__} are named {name!r}")
+                losses[name] = value
         return losses
 
+    # ------------------------------------------------------------------------------------------
     def forward_inference(
         self, images: ImageList, features: List[Tensor], predictions: List[List[Tensor]]
     ):
@@ -214,7 +218,7 @@ class ImprovedRetinaNet(RetinaNet):
             if pred_ious is not None:
                 # The IoU logit is per anchor and scales every class of that anchor.
                 scores_per_image = [
-                    s * iou[img_idx].sigmoid() for s, iou in zip(scores_per_image, pred_ious)
+                    s * iou[img_idx, :, None].sigmoid() for s, iou in zip(scores_per_image, pred_ious)
                 ]
             deltas_per_image = [x[img_idx] for x in pred_anchor_deltas]
             results.append(
