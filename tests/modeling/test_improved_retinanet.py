@@ -304,3 +304,25 @@ def test_eqfl_trains_through_the_detector_and_updates_its_statistics():
     assert state["cls_loss.neg_grad"].gt(0).all()
     # positives only for the classes in the batch (each ground truth gets ATSS positives here)
     assert torch.equal(state["cls_loss.pos_grad"].gt(0), present)
+
+
+def test_test_pad_to_pads_inference_input_at_bottom_right_and_keeps_the_image_size():
+    model = improved_model(test_pad_to=(96, 128))
+    model.eval()
+    seen = {}
+    model.backbone.register_forward_pre_hook(lambda m, args: seen.update(x=args[0]))
+    image = torch.rand(3, 40, 50) * 255
+    with torch.no_grad():
+        (out,) = model([{"image": image, "height": 40, "width": 50}])
+    x = seen["x"]
+    assert x.shape[-2:] == (96, 128)
+    # top-left holds the normalised image, the rest is zero (padding after normalisation)
+    normalised = (image - model.pixel_mean) / model.pixel_std
+    torch.testing.assert_close(x[0, :, :40, :50], normalised)
+    assert x[0, :, 40:].abs().sum() == 0 and x[0, :, :, 50:].abs().sum() == 0
+    boxes = out["instances"].pred_boxes.tensor
+    assert len(boxes) and (boxes[:, 2] <= 50).all() and (boxes[:, 3] <= 40).all()
+    # training is unaffected: it pads to the size divisibility only
+    model.train()
+    images = model.preprocess_image([{"image": image}])
+    assert images.tensor.shape[-2:] != (96, 128)
