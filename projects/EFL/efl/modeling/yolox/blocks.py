@@ -1,4 +1,4 @@
-"""Building blocks of YOLOX-IP's CSPDarknet and PAFPN: conv+BN+SiLU, Focus, bottleneck, CSP layer, SPP.
+"""Building blocks of YOLOX-IP's CSPDarknet and PAFPN: conv+BN+SiLU, Focus, bottleneck, CSP, SPP.
 
 Layer for layer the reference's (ModelTC/EOD) blocks, which differ from Megvii's YOLOX in three
 places that change the computation or the weight layout (docs/yolox_ip.md):
@@ -15,7 +15,16 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["BN_EPS", "BN_MOMENTUM", "ConvBNAct", "Focus", "Bottleneck", "CSPLayer", "SPP", "space_to_depth"]
+__all__ = [
+    "BN_EPS",
+    "BN_MOMENTUM",
+    "ConvBNAct",
+    "Focus",
+    "Bottleneck",
+    "CSPLayer",
+    "SPP",
+    "space_to_depth",
+]
 
 # The reference's BatchNorm settings for YOLOX-IP (PyTorch's defaults are 1e-5 / 0.1).
 BN_EPS = 1e-3
@@ -52,7 +61,7 @@ def space_to_depth(x: torch.Tensor) -> torch.Tensor:
     (0, 0), (0, 1), (1, 0), (1, 1) (the reference's; Megvii's swaps the middle two).
     """
     if x.shape[-2] % 2 or x.shape[-1] % 2:
-        raise ValueError(f"Focus needs an even input height and width, got {tuple(x.shape[-2:])}")
+        raise ValueError(f"Focus needs an even height and width, got {tuple(x.shape[-2:])}")
     return torch.cat(
         [x[..., 0::2, 0::2], x[..., 0::2, 1::2], x[..., 1::2, 0::2], x[..., 1::2, 1::2]], dim=1
     )
@@ -107,7 +116,9 @@ class CSPLayer(nn.Module):
     ``num_blocks`` bottlenecks, concatenated and fused by a 1x1 conv.
     """
 
-    def __init__(self, *, in_channels: int, out_channels: int, num_blocks: int, shortcut: bool = True):
+    def __init__(
+        self, *, in_channels: int, out_channels: int, num_blocks: int, shortcut: bool = True
+    ):
         """
         Args:
             in_channels: input channels.
@@ -123,7 +134,9 @@ class CSPLayer(nn.Module):
         self.conv3 = ConvBNAct(in_channels=2 * hidden, out_channels=out_channels, kernel_size=1)
         self.m = nn.Sequential(
             *[
-                Bottleneck(in_channels=hidden, out_channels=hidden, shortcut=shortcut, expansion=1.0)
+                Bottleneck(
+                    in_channels=hidden, out_channels=hidden, shortcut=shortcut, expansion=1.0
+                )
                 for _ in range(num_blocks)
             ]
         )
@@ -136,7 +149,9 @@ class CSPLayer(nn.Module):
 class SPP(nn.Module):
     """Spatial pyramid pooling: 1x1 halving conv, max-pools (stride 1) concatenated, 1x1 conv."""
 
-    def __init__(self, *, in_channels: int, out_channels: int, kernel_sizes: Sequence[int] = (5, 9, 13)):
+    def __init__(
+        self, *, in_channels: int, out_channels: int, kernel_sizes: Sequence[int] = (5, 9, 13)
+    ):
         """
         Args:
             in_channels: input channels.

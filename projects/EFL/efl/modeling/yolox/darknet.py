@@ -48,7 +48,9 @@ class CSPDarknet(Backbone):
         super().__init__()
         unknown = [name for name in out_features if name not in _STAGES]
         if unknown or not out_features:
-            raise ValueError(f"out_features must be a non-empty subset of {_STAGES}, got {out_features}")
+            raise ValueError(
+                f"out_features must be a non-empty subset of {_STAGES}, got {out_features}"
+            )
         base = int(64 * width)
         n = max(round(3 * depth), 1)
         if base < 1:

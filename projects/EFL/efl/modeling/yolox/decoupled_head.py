@@ -24,7 +24,8 @@ class YOLOXDecoupledHead(nn.Module):
     head. ``obj_preds`` is YOLOX's objectness output, trained here as the IoU branch of the
     improved baseline. The outputs are anchor-major in the channel axis (class logit channel
     a * C + c, delta channel a * 4 + k, IoU channel a), the layout Detectron2's
-    ``permute_to_N_HWA_K`` reads. Submodule names are the reference's (``roi_head.*`` -> ``head.*``).
+    ``permute_to_N_HWA_K`` reads. Submodule names are the reference's (its ``roi_head.*`` keys are
+    our ``head.*``).
     """
 
     def __init__(
@@ -48,19 +49,22 @@ class YOLOXDecoupledHead(nn.Module):
         """
         super().__init__()
         if num_classes < 1 or num_anchors < 1:
-            raise ValueError(f"num_classes and num_anchors must be >= 1, got {num_classes}, {num_anchors}")
+            raise ValueError(
+                f"num_classes and num_anchors must be >= 1, got {num_classes}, {num_anchors}"
+            )
         if not 0.0 < prior_prob < 1.0:
             raise ValueError(f"prior_prob must be in (0, 1), got {prior_prob}")
         self.num_classes = num_classes
         self.num_anchors = num_anchors
         feat = int(feat_channels * width)
 
-        self.stems = nn.ModuleList()
+        # registered in the reference's order, so the state_dicts list their keys in the same order
         self.cls_convs = nn.ModuleList()
         self.reg_convs = nn.ModuleList()
         self.cls_preds = nn.ModuleList()
         self.reg_preds = nn.ModuleList()
         self.obj_preds = nn.ModuleList()
+        self.stems = nn.ModuleList()
         for channels in in_channels:
             self.stems.append(
                 ConvBNAct(in_channels=int(channels * width), out_channels=feat, kernel_size=1)
@@ -97,7 +101,9 @@ class YOLOXDecoupledHead(nn.Module):
             iou_logits: per level (N, A, H_l, W_l).
         """
         if len(features) != len(self.stems):
-            raise ValueError(f"the head has {len(self.stems)} levels, got {len(features)} feature maps")
+            raise ValueError(
+                f"the head has {len(self.stems)} levels, got {len(features)} feature maps"
+            )
         logits, deltas, iou_logits = [], [], []
         for level, x in enumerate(features):
             x = self.stems[level](x)

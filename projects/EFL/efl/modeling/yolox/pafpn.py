@@ -43,7 +43,8 @@ class YOLOXPAFPN(Backbone):
         missing = [name for name in in_features if name not in input_shapes]
         if missing:
             raise ValueError(
-                f"in_features {missing} are not outputs of the bottom-up network {sorted(input_shapes)}"
+                f"in_features {missing} are not outputs of the bottom-up network "
+                f"{sorted(input_shapes)}"
             )
         c3, c4, c5 = (input_shapes[name].channels for name in in_features)
         strides = [input_shapes[name].stride for name in in_features]
