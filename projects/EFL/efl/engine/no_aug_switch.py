@@ -1,0 +1,86 @@
+"""Switching the YOLOX-IP training loader to the no-augmentation mapper for the last epochs
+(docs/yolox_training.md).
+
+The reference rebuilds its loader with HSV, flip and random size only (no Mosaic, affine or
+MixUp) from iteration ``epoch_iters * (300 - 15)`` on. Here `NoAugmentationSwitch` gives the
+trainer a new loader at that iteration; a run resumed past it starts with the new loader.
+"""
+import copy
+import logging
+
+from detectron2.config import instantiate
+from detectron2.engine import HookBase
+from omegaconf import OmegaConf
+
+__all__ = ["NoAugmentationSwitch", "build_no_aug_switch", "no_aug_start_iter"]
+
+logger = logging.getLogger(__name__)
+
+
+def no_aug_start_iter(*, max_iter, epoch_iters, no_aug_epochs):
+    """The first iteration of the no-augmentation phase: the last ``no_aug_epochs`` epochs."""
+    start = int(max_iter) - int(no_aug_epochs) * int(epoch_iters)
+    if start < 0:
+        raise ValueError(f"{no_aug_epochs} no-aug epochs of {epoch_iters} iterations do not fit in "
+                         f"max_iter {max_iter}")
+    return start
+
+
+class NoAugmentationSwitch(HookBase):
+    """From iteration ``start_iter`` on, the trainer reads batches from ``build_loader()``."""
+
+    def __init__(self, *, start_iter, build_loader):
+        """
+        Args:
+            start_iter: the first iteration that trains on the new loader's batches.
+            build_loader: builds the new training loader (called once, at the switch).
+        """
+        self.start_iter = int(start_iter)
+        self.build_loader = build_loader
+        self.switched = False
+
+    def before_train(self):
+        # trainer.iter is the start iteration here: a resumed run past the switch starts switched
+        self._maybe_switch()
+
+    def before_step(self):
+        self._maybe_switch()
+
+    def _maybe_switch(self):
+        if self.switched or self.trainer.iter < self.start_iter:
+            return
+        logger.info(f"Iteration {self.trainer.iter}: switching the training loader to the "
+                    "no-augmentation mapper")
+        loader = self.build_loader()
+        trainer = self.trainer
+        # Detectron2 0.6's SimpleTrainer (and AMPTrainer) reads `_data_loader_iter`, an iterator
+        # it creates in its constructor; later versions create it lazily from
+        # `_data_loader_iter_obj` behind a property of that name.
+        if isinstance(getattr(type(trainer), "_data_loader_iter", None), property):
+            trainer._data_loader_iter_obj = None
+        else:
+            # dropping the old iterator shuts its worker processes down
+            trainer._data_loader_iter = iter(loader)
+        trainer.data_loader = loader
+        self.switched = True
+
+
+def build_no_aug_switch(cfg):
+    """
+    The switch of a LazyConfig: ``cfg.train.no_aug_epochs`` last epochs of
+    ``cfg.train.epoch_iters`` iterations each, the loader ``cfg.dataloader.train`` with
+    ``mapper.no_aug=True``. None when ``train.no_aug_epochs`` is absent or 0.
+    """
+    no_aug_epochs = OmegaConf.select(cfg, "train.no_aug_epochs", default=0)
+    if not no_aug_epochs:
+        return None
+    start_iter = no_aug_start_iter(
+        max_iter=cfg.train.max_iter, epoch_iters=cfg.train.epoch_iters, no_aug_epochs=no_aug_epochs
+    )
+    loader_cfg = copy.deepcopy(cfg.dataloader.train)
+    if "no_aug" not in loader_cfg.mapper:
+        raise ValueError("train.no_aug_epochs needs a training mapper with a `no_aug` argument "
+                         f"(efl.data.yolox_augmentation.YOLOXTrainMapper), got {loader_cfg.mapper}")
+    loader_cfg.mapper.no_aug = True
+    loader_cfg.mapper.dataset_dicts = None  # no partners without Mosaic and MixUp
+    return NoAugmentationSwitch(start_iter=start_iter, build_loader=lambda: instantiate(loader_cfg))
