@@ -1,4 +1,5 @@
-"""Evaluation: LVIS with a fast backend."""
+"""Evaluation: LVIS with a fast backend; the Open Images Challenge metric."""
 from .lvis_evaluation import LVIS_BACKENDS, LVISEvaluator, lvis_backend
+from .openimages_evaluation import OpenImagesEvaluator
 
-__all__ = ["LVISEvaluator", "LVIS_BACKENDS", "lvis_backend"]
+__all__ = ["LVISEvaluator", "LVIS_BACKENDS", "OpenImagesEvaluator", "lvis_backend"]
