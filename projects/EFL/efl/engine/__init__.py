@@ -1,7 +1,7 @@
 """Training engine: a launcher with a CPU/gloo path, DDP on CPU, atomic checkpoints, gradient
 clipping, trainer choice and the EFL statistics hook, on top of ``detectron2.engine``."""
+from ..compat import create_ddp_model
 from .checkpoint import AtomicDetectionCheckpointer, atomic_write, load_trained_model
-from .ddp import create_ddp_model
 from .launch import launch
 from .optimizer import add_full_model_gradient_clipping
 from .results import FINAL_RESULTS_FILE, write_final_results

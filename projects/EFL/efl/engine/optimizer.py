@@ -1,7 +1,8 @@
 """Whole-model gradient-norm clipping for an optimizer built from a LazyConfig."""
 import torch
-from detectron2.solver.build import _generate_optimizer_class_with_gradient_clipping
 from detectron2.utils.events import get_event_storage
+
+from ..compat import optimizer_class_with_gradient_clipping
 
 __all__ = ["add_full_model_gradient_clipping"]
 
@@ -32,8 +33,8 @@ def add_full_model_gradient_clipping(optimizer, *, enabled=True, max_norm=35.0, 
         except AssertionError:  # no EventStorage outside a trainer
             pass
 
-    # Detectron2's own mechanism (solver.build) for its "full_model" clip type: a subclass whose
-    # step() clips first. Re-classing the instance keeps its param groups and state.
-    optimizer.__class__ = _generate_optimizer_class_with_gradient_clipping(
+    # Detectron2's own mechanism for its "full_model" clip type: a subclass whose step() clips
+    # first. Re-classing the instance keeps its param groups and state.
+    optimizer.__class__ = optimizer_class_with_gradient_clipping(
         type(optimizer), global_clipper=clip_full_model)
     return optimizer

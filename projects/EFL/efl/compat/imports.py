@@ -1,10 +1,8 @@
-"""Compatibility fixes for running Detectron2 0.6 (the PyPI ``pb1-detectron2`` build) on today's
-torch, NumPy and Pillow.
+"""The fixes that must precede any import of detectron2: Detectron2 0.6 (the PyPI
+``pb1-detectron2`` build) and lvis 0.5.3 on today's NumPy and Pillow.
 
 Every fix checks that it is needed before it changes anything, so the same code runs unchanged
-with an upstream Detectron2 build (which has its C++ ops) and with old NumPy/Pillow. Fixes that
-concern the training engine rather than imports (the CPU/gloo launcher, DDP on CPU) live in
-``efl.engine``.
+with an upstream Detectron2 build (which has its C++ ops) and with old NumPy/Pillow.
 """
 import importlib.util
 import sys
@@ -21,9 +19,9 @@ def applied_fixes():
 
 
 def _numpy_aliases():
-    # NumPy >= 1.24 removed the deprecated aliases. lvis 0.5.3 uses np.float in
-    # LVISEval.accumulate (the LVIS evaluator crashes) and detectron2 0.6 uses np.int in its class
-    # histogram (silently skipped).
+    # For lvis 0.5.3 and detectron2 0.6 on NumPy >= 1.24, which removed the deprecated aliases:
+    # lvis 0.5.3 uses np.float in LVISEval.accumulate (the LVIS evaluator crashes) and detectron2
+    # 0.6 uses np.int in its class histogram (silently skipped).
     import numpy as np
 
     aliases = {"float": float, "int": int, "bool": bool, "object": object, "str": str, "long": int}
@@ -35,7 +33,8 @@ def _numpy_aliases():
 
 
 def _pillow_linear():
-    # Pillow >= 10 removed Image.LINEAR, a default argument in detectron2 0.6's transform.py.
+    # For detectron2 0.6 on Pillow >= 10, which removed Image.LINEAR, a default argument in
+    # detectron2 0.6's transform.py.
     from PIL import Image
 
     if not hasattr(Image, "LINEAR"):
@@ -61,9 +60,9 @@ def _stub_getattr(name):
 
 
 def _detectron2_c_stub():
-    # detectron2 0.6 imports its compiled ops at module level in layers/deform_conv.py,
-    # layers/rotated_boxes.py, layers/roi_align_rotated.py and evaluation/fast_eval_api.py.
-    # A pure-Python build has none: a stub lets those modules import and fails clearly if called.
+    # For detectron2 0.6 built without its C++ ops (pb1-detectron2). It imports its compiled ops
+    # at module level in layers/deform_conv.py, layers/rotated_boxes.py, layers/roi_align_rotated.py
+    # and evaluation/fast_eval_api.py: a stub lets those modules import and fails clearly if called.
     if "detectron2._C" in sys.modules:
         return
     try:
@@ -74,7 +73,7 @@ def _detectron2_c_stub():
     except (ImportError, ValueError):
         return
     stub = types.ModuleType("detectron2._C")
-    stub.__doc__ = "Stub installed by efl.compat: this detectron2 build has no compiled ops."
+    stub.__doc__ = "Stub installed by efl.compat.imports: this detectron2 build has no compiled ops."
     # detectron2.utils.collect_env queries these.
     stub.get_compiler_version = lambda: "not built (pure-Python detectron2)"
     stub.get_cuda_version = lambda: "not built (pure-Python detectron2)"

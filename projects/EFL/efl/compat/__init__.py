@@ -1,0 +1,41 @@
+"""Everything in the project that patches Detectron2 0.6 or its stack, or reaches into their
+private names, in one place. Each piece says which version needs it, and tests/compat has, for
+each, a test that fails when it stops working and one that fails when it is no longer needed.
+
+Applied on ``import efl`` (before anything imports detectron2):
+    imports.py        NumPy >= 1.24 aliases (lvis 0.5.3, detectron2 0.6), Pillow >= 10
+                      ``Image.LINEAR`` (detectron2 0.6), a ``detectron2._C`` stub for the
+                      pure-Python build (detectron2 0.6 from pb1-detectron2).
+Called where needed:
+    distributed.py    ``find_free_port``, ``create_local_process_group`` (detectron2 0.6 keeps
+                      both private to its NCCL-only launcher), ``create_ddp_model`` (detectron2
+                      0.6 passes GPU ``device_ids`` for a CPU model).
+    engine.py         ``amp_trainer_requires_cuda`` (detectron2 0.6's AMPTrainer asserts CUDA).
+    solver.py         ``optimizer_class_with_gradient_clipping`` (private in detectron2 0.6).
+    layers.py         ``GroupNormFactory`` (detectron2 0.6's RetinaNetHead probes its norm with
+                      one channel).
+    data.py           ``lvis_image_root`` (detectron2 0.6's ``load_lvis_json`` joins the image root
+                      and the split folder without a separator).
+"""
+from .imports import applied_fixes, apply
+
+# Before the imports below: they load detectron2, which needs the import-time fixes.
+apply()
+
+from .data import lvis_image_root  # noqa: E402
+from .distributed import create_ddp_model, create_local_process_group, find_free_port  # noqa: E402
+from .engine import amp_trainer_requires_cuda  # noqa: E402
+from .layers import GroupNormFactory  # noqa: E402
+from .solver import optimizer_class_with_gradient_clipping  # noqa: E402
+
+__all__ = [
+    "GroupNormFactory",
+    "amp_trainer_requires_cuda",
+    "applied_fixes",
+    "apply",
+    "create_ddp_model",
+    "create_local_process_group",
+    "find_free_port",
+    "lvis_image_root",
+    "optimizer_class_with_gradient_clipping",
+]
