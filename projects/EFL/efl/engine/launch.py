@@ -12,8 +12,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from detectron2.engine import launch as d2_launch
-from detectron2.engine.launch import DEFAULT_TIMEOUT, _find_free_port
+from detectron2.engine.launch import DEFAULT_TIMEOUT
 from detectron2.utils import comm
+
+from ..compat import create_local_process_group, find_free_port
 
 __all__ = ["DEFAULT_TIMEOUT", "launch"]
 
@@ -41,7 +43,7 @@ def launch(
     if dist_url == "auto":
         if num_machines != 1:
             raise ValueError("dist_url=auto is only supported on one machine; pass tcp://HOST:PORT")
-        dist_url = f"tcp://127.0.0.1:{_find_free_port()}"
+        dist_url = f"tcp://127.0.0.1:{find_free_port()}"
     mp.spawn(
         _cpu_worker,
         nprocs=num_gpus_per_machine,
@@ -67,12 +69,7 @@ def _cpu_worker(local_rank, main_func, world_size, num_gpus_per_machine, machine
         logging.getLogger(__name__).error(f"Process group URL: {dist_url}")
         raise
     # comm.get_local_rank() and comm.get_local_size() read this group, as under the NCCL launcher.
-    assert comm._LOCAL_PROCESS_GROUP is None
-    for i in range(world_size // num_gpus_per_machine):
-        ranks_on_i = list(range(i * num_gpus_per_machine, (i + 1) * num_gpus_per_machine))
-        group = dist.new_group(ranks_on_i)
-        if i == machine_rank:
-            comm._LOCAL_PROCESS_GROUP = group
+    create_local_process_group(num_gpus_per_machine, machine_rank)
     comm.synchronize()
     try:
         main_func(*args)
