@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
+from detectron2.config import LazyConfig, instantiate
 from detectron2.modeling.meta_arch.dense_detector import permute_to_N_HWA_K
 
-from efl.losses import EqualizedFocalLoss
 from efl.modeling.yolox import CSPDarknet, YOLOXDecoupledHead, YOLOXPAFPN
+
+CONFIG = Path(__file__).parents[3] / "configs" / "common" / "models" / "yolox_ip.py"
 
 SIZES = {"s": (0.33, 0.50), "m": (0.67, 0.75)}
 
@@ -26,16 +27,11 @@ REFERENCE_PARAMS = {
 }
 
 
-class _Detector(nn.Module):
-    """The parts of YOLOX-IP that hold state, under the detector's attribute names."""
-
-    def __init__(self, depth, width, num_classes=1203):
-        super().__init__()
-        self.backbone = YOLOXPAFPN(bottom_up=CSPDarknet(depth=depth, width=width), depth=depth)
-        self.head = YOLOXDecoupledHead(num_classes=num_classes, num_anchors=2, width=width)
-        self.cls_loss = EqualizedFocalLoss(
-            num_classes=num_classes, gamma_b=2.0, scale_factor=4.0, alpha=0.25
-        )
+def yolox_ip_config(size="s"):
+    """The YOLOX-IP model piece (configs/common/models/yolox_ip.py) at size S or M."""
+    cfg = LazyConfig.load(str(CONFIG)).model
+    cfg.backbone.bottom_up.depth, cfg.backbone.bottom_up.width = SIZES[size]
+    return cfg
 
 
 def _count(module):
@@ -93,7 +89,7 @@ def test_backbone_outputs_p3_p4_p5_at_strides_8_16_32(size):
 
 @pytest.mark.parametrize("size", ["s", "m"])
 def test_parameter_counts_equal_the_reference(size):
-    model = _Detector(*SIZES[size])
+    model = instantiate(yolox_ip_config(size))
     backbone = _count(model.backbone.bottom_up)
     neck = _count(model.backbone) - backbone
     head = _count(model.head)
@@ -112,14 +108,16 @@ def test_parameter_counts_equal_the_reference(size):
 def test_megvii_yolox_s_parameter_count_with_its_own_head_outputs():
     # Megvii's YOLOX-S (80 classes, 1 prediction per location, objectness): 8,968,255 parameters
     # (thop report 8.97M). Backbone and neck are the same shapes; only the 1x1 outputs differ.
-    model = _Detector(*SIZES["s"], num_classes=80)
-    model.head = YOLOXDecoupledHead(num_classes=80, num_anchors=1, width=0.5)
-    assert _count(model.backbone) + _count(model.head) == 8_968_255
+    backbone = instantiate(yolox_ip_config("s").backbone)
+    head = YOLOXDecoupledHead(num_classes=80, num_anchors=1, width=0.5)
+    assert _count(backbone) + _count(head) == 8_968_255
 
 
 @pytest.mark.parametrize("size", ["s", "m"])
 def test_state_dict_keys_map_one_to_one_onto_the_references_by_prefix(size):
-    state = _Detector(*SIZES[size]).state_dict()
+    # the whole detector of the config: anchors and pixel statistics are not saved, the EFL
+    # statistics are
+    state = instantiate(yolox_ip_config(size)).state_dict()
     reference = _reference_keys(size)
     assert len(state) == len(reference) == {"s": 465, "m": 609}[size]
     mapped = [(_to_reference_key(k), tuple(v.shape)) for k, v in state.items()]
