@@ -40,10 +40,22 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def loss_from_file_name(path):
+    """"eqfl" / "efl" for the reference's released names (eqfl_yolox_small.pth, ...), else None:
+    the EFL and EQFL YOLOX-IP configs build the same network, the weights cannot tell them apart."""
+    name = os.path.basename(path).lower()
+    for loss in ("eqfl", "efl"):
+        if name.startswith(loss):
+            return loss
+    return None
+
+
 def main(argv=None):
     args = parse_args(argv)
+    loss = loss_from_file_name(args.input)
     try:
-        conversion = convert_eod_checkpoint(load_eod_file(args.input), weights=args.weights)
+        conversion = convert_eod_checkpoint(load_eod_file(args.input), weights=args.weights,
+                                            loss=loss)
         info = conversion.info
         model = matching_model(info, REPO_ROOT)
         check_against_model(conversion.state_dict, info, model.state_dict())
@@ -58,6 +70,10 @@ def main(argv=None):
     print(f"size: {info.size}")
     print(f"classes: {info.num_classes}")
     print(f"config: {info.config}{overrides}")
+    if info.family == "yolox_ip" and loss is None:
+        other = info.config.replace("configs/efl_", "configs/eqfl_")
+        print(f"  (the file name does not say EFL or EQFL; for an EQFL model use {other}, "
+              "which builds the same network)")
     print(f"wrote {args.output} ({len(conversion.state_dict)} tensors). Evaluate it with:")
     print(f"  tools/train_net.py --config-file {info.config} --eval-only "
           f"train.init_checkpoint={args.output}{overrides}")

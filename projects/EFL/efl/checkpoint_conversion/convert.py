@@ -1,5 +1,6 @@
 """Convert a checkpoint of the reference (EOD / United-Perception) into a Detectron2 checkpoint of
 this project's model (docs/eod_checkpoints.md)."""
+import functools
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ import torch
 from .eod_layouts import EODCheckpointError, drop_stem_aliases, extract_state_dict
 from .improved_baseline import add_tower_conv_biases, detect_improved_baseline
 from .model_info import EODModelInfo
+from .yolox_ip import detect_yolox_ip
 
 __all__ = [
     "EODConversion",
@@ -31,23 +33,12 @@ def _listing(keys) -> str:
     return f"\n  {shown}{more}"
 
 
-def _detectors():
-    # Imported here so that the improved baseline converts even where the YOLOX-IP modules
-    # are not installed yet.
-    detectors = [detect_improved_baseline]
-    try:
-        from .yolox_ip import detect_yolox_ip
-    except ImportError:
-        pass
-    else:
-        detectors.append(detect_yolox_ip)
-    return detectors
-
-
-def detect_eod_model(state_dict: Mapping[str, torch.Tensor]) -> EODModelInfo:
+def detect_eod_model(state_dict: Mapping[str, torch.Tensor], loss: Optional[str] = None
+                     ) -> EODModelInfo:
     """The family, size, classes and anchors of a reference state dict (aliases already dropped),
-    or an error listing the keys by which nothing could be recognised."""
-    for detect in _detectors():
+    or an error listing the key prefixes by which nothing could be recognised. ``loss`` ("efl",
+    "eqfl" or None) chooses between YOLOX-IP configs that differ only in the loss."""
+    for detect in (detect_improved_baseline, functools.partial(detect_yolox_ip, loss=loss)):
         info = detect(state_dict)
         if info is not None:
             return info
@@ -70,10 +61,11 @@ def _drop_num_batches_tracked(state_dict, info):
     return out
 
 
-def convert_eod_state_dict(state_dict: Mapping[str, torch.Tensor]):
+def convert_eod_state_dict(state_dict: Mapping[str, torch.Tensor], loss: Optional[str] = None):
     """
     Args:
         state_dict: a reference model's state dict, without ``module.`` prefixes.
+        loss: "efl", "eqfl" or None, see :func:`detect_eod_model`.
 
     Returns:
         ``(state_dict, info)``: our model's state dict and the :class:`EODModelInfo` found.
@@ -81,7 +73,7 @@ def convert_eod_state_dict(state_dict: Mapping[str, torch.Tensor]):
         place; the channel layout is kept as the file has it (anchor-major, as Detectron2 reads).
     """
     state_dict = drop_stem_aliases(state_dict)
-    info = detect_eod_model(state_dict)
+    info = detect_eod_model(state_dict, loss)
     state_dict = _drop_num_batches_tracked(state_dict, info)
     converted, unplaced = info.rules.rename(state_dict)
     if unplaced:
@@ -147,15 +139,17 @@ class EODConversion:
         }
 
 
-def convert_eod_checkpoint(checkpoint, weights: Optional[str] = None) -> EODConversion:
+def convert_eod_checkpoint(checkpoint, weights: Optional[str] = None, loss: Optional[str] = None
+                           ) -> EODConversion:
     """
     Args:
         checkpoint: what ``torch.load`` returned for a reference checkpoint (any layout of
             docs/eod_checkpoints.md).
         weights: "ema", "model" or None (EMA when the file has it), see :func:`extract_state_dict`.
+        loss: "efl", "eqfl" or None, see :func:`detect_eod_model`.
     """
     state_dict, source = extract_state_dict(checkpoint, weights)
-    converted, info = convert_eod_state_dict(state_dict)
+    converted, info = convert_eod_state_dict(state_dict, loss)
     return EODConversion(converted, info, source)
 
 
