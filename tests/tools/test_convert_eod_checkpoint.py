@@ -328,3 +328,28 @@ def test_cli_fails_with_the_offending_keys_on_a_broken_file(tmp_path):
     assert proc.returncode != 0
     assert "roi_head.extra.weight" in proc.stderr and "broken.pth" in proc.stderr
     assert not (tmp_path / "out.pth").exists()
+
+
+def test_converted_file_evaluates_with_train_net_eval_only_and_prints_the_lvis_table(tmp_path):
+    from ..engine.tiny_lvis import CATEGORIES, write_tiny_lvis
+
+    data = tmp_path / "tiny_lvis"
+    write_tiny_lvis(str(data))
+    src, dst = tmp_path / "efl_improved_baseline_r50.pth", tmp_path / "converted.pth"
+    torch.save({"model": _prefixed(eod_state_dict(50, num_classes=len(CATEGORIES)))}, src)
+    convert = subprocess.run(
+        [sys.executable, "tools/convert_eod_checkpoint.py", str(src), str(dst)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert convert.returncode == 0, convert.stdout + convert.stderr
+    proc = subprocess.run(
+        [sys.executable, "tools/train_net.py", "--config-file",
+         "tests/tools/released_model_eval_config.py", "--eval-only",
+         f"train.init_checkpoint={dst}", f"train.output_dir={tmp_path / 'eval'}"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "EFL_TEST_TINY_LVIS": str(data), "OMP_NUM_THREADS": "1"},
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    # Detectron2's print_csv_format: the LVIS metrics, APr/APc/APf included.
+    assert "copypaste: AP,AP50,AP75,APs,APm,APl,APr,APc,APf" in log, log[-3000:]
