@@ -1,14 +1,13 @@
 """Building blocks of YOLOX-IP's CSPDarknet and PAFPN: conv+BN+SiLU, Focus, bottleneck, CSP, SPP.
 
-Layer for layer the reference's (ModelTC/EOD) blocks, which differ from Megvii's YOLOX in three
-places that change the computation or the weight layout (docs/yolox_ip.md):
+Layer for layer the reference's (ModelTC/EOD) blocks. Against Megvii's YOLOX (docs/yolox_ip.md):
 
-- every BatchNorm has eps 1e-3 and momentum 0.03 (the reference sets them on the built model);
-  here the blocks construct them that way, so no post-hoc pass is needed;
 - Focus stacks the four pixel phases as (row 0, col 0), (row 0, col 1), (row 1, col 0),
   (row 1, col 1); Megvii's order is (0, 0), (1, 0), (0, 1), (1, 1);
-- submodule names (``conv``/``bn1``, ``conv_block``, ``conv_block1``/``conv_block2``) follow the
-  reference's, so its released state_dicts load with prefix changes only.
+- submodule names (``conv``/``bn1``, ``conv_block``, ``conv_block1``/``conv_block2``) are the
+  reference's, so its released state_dicts load with prefix changes only;
+- every BatchNorm has eps 1e-3 and momentum 0.03, the values both set on the built model before
+  training; here the blocks construct them so.
 """
 from typing import Sequence
 
