@@ -1,5 +1,6 @@
 """The detectors of the project: one RetinaNet subclass for both families and its parts (anchor
-labellers, normalisers, loss terms), the improved baseline's FPN and head."""
+labellers, normalisers, loss terms), the improved baseline's FPN and head, and YOLOX-IP's
+CSPDarknet, PAFPN and decoupled head (``efl.modeling.yolox``)."""
 from .anchor_labeling import MatcherLabeler
 from .atss import ATSSAssigner
 from .box_losses import AnchorDeltaL1Loss, Detectron2BoxLoss, IoUWeightedGIoULoss, iou_weighted_giou_loss
@@ -10,9 +11,11 @@ from .normalizers import EMAPositivesNormalizer, LossNormalizers, MeanPositivesN
 from .positive_samples import PositiveSamples
 from .retina_head_with_iou import RetinaNetHeadWithIoU
 from .small_stem import SmallStem
+from .yolox import CSPDarknet, YOLOXDecoupledHead, YOLOXPAFPN
 
 __all__ = [
     "ATSSAssigner",
+    "CSPDarknet",
     "AnchorDeltaL1Loss",
     "Detectron2BoxLoss",
     "EMAPositivesNormalizer",
@@ -27,5 +30,7 @@ __all__ = [
     "PositiveSamples",
     "RetinaNetHeadWithIoU",
     "SmallStem",
+    "YOLOXDecoupledHead",
+    "YOLOXPAFPN",
     "iou_weighted_giou_loss",
 ]
