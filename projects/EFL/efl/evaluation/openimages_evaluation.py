@@ -41,9 +41,8 @@ class OpenImagesEvaluator(DatasetEvaluator):
             num_groups: number of frequency groups (EQLv2: 5).
         """
         self._metadata = MetadataCatalog.get(dataset_name)
-        for key in ("json_file",):
-            if not hasattr(self._metadata, key):
-                raise ValueError(f"{dataset_name}: metadata has no '{key}'; register it with efl.data.openimages")
+        if not hasattr(self._metadata, "json_file"):
+            raise ValueError(f"{dataset_name}: metadata has no 'json_file'; register it with efl.data.openimages")
         self._dataset_name = dataset_name
         self._distributed = distributed
         self._output_dir = output_dir
