@@ -41,7 +41,7 @@ __all__ = [
     "lvis_equivalent_threshold",
 ]
 
-# Images in LVIS v1 train (the one definition; configs/common/schedules.py imports it).
+# Images in LVIS v1 train (the one definition in the project).
 LVIS_V1_TRAIN_IMAGES = 100170
 # Relative: Detectron2 returns float32 factors, whose rounding error (and that of squaring them
 # for sqrt=False) must not push an exact integer such as 7 to 7.0000005 and then ceil it to 8.
