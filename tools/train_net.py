@@ -2,31 +2,44 @@
 """Train or evaluate an EFL/EQFL detector from a LazyConfig (like Detectron2's
 tools/lazyconfig_train_net.py, on top of ``efl.engine``).
 
-    tools/train_net.py --config-file configs/efl_improved_baseline_r50_2x_rfs.py --num-gpus 8
-    tools/train_net.py --config-file CFG --resume                      # continue a killed run
-    tools/train_net.py --config-file CFG --eval-only train.init_checkpoint=model_final.pth
-    tools/train_net.py --config-file CFG --num-gpus 2 train.device=cpu  # 2 gloo processes, no GPU
+    .venv/bin/python tools/train_net.py --config-file configs/efl_improved_baseline_r50_2x_rfs.py --num-gpus 8
+    .venv/bin/python tools/train_net.py --config-file CFG --resume          # continue a killed run
+    .venv/bin/python tools/train_net.py --config-file CFG --eval-only train.init_checkpoint=model_final.pth
+    .venv/bin/python tools/train_net.py --config-file CFG --num-gpus 2      # 2 gloo processes without CUDA
 
-Trailing ``path.key=value`` arguments override the config. With CUDA, processes use NCCL through
-Detectron2's launcher; without CUDA, ``--num-gpus N`` runs N CPU processes over gloo.
-After evaluation, ``<train.output_dir>/final_results.json`` holds the metrics and the wall time.
+Trailing ``path.key=value`` arguments override the config; a key the config does not have is an
+error (see ``--help``). With CUDA, processes use NCCL through Detectron2's launcher; without CUDA,
+``--num-gpus N`` runs N CPU processes over gloo. A training run writes its checkpoints, log.txt,
+metrics.json, config.yaml and final_results.json into ``train.output_dir``; an ``--eval-only`` run
+writes its own into ``<train.output_dir>/eval/<dataset>-<checkpoint>/``.
 """
 import logging
 import os
 import sys
 import time
+import warnings
 
-import efl  # noqa: F401  (compatibility fixes; must precede detectron2)
+# fvcore and Detectron2 0.6 call torch.jit.script when imported, which torch 2.x deprecates: one
+# FutureWarning per call site on every run (and per worker process), about code a user of this
+# tool cannot change.
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+
+try:
+    import efl  # noqa: F401  (compatibility fixes; must precede detectron2)
+except ImportError as e:
+    sys.exit(f"{sys.argv[0]}: cannot import the project with {sys.executable} ({e}). Run the tools "
+             "with the project's environment, created by `make test` or `make demo`: "
+             "`.venv/bin/python tools/train_net.py ...`, or `source .venv/bin/activate` first.")
 
 import torch
 from detectron2.config import LazyConfig, instantiate
 from detectron2.data import MetadataCatalog
-from detectron2.engine import default_argument_parser, default_setup, default_writers, hooks
+from detectron2.engine import default_argument_parser, default_writers, hooks
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
-from detectron2.utils.logger import setup_logger
 from omegaconf import OmegaConf
 
+from efl.data.dataset_checks import DatasetCheckError
 from efl.engine import (
     AtomicDetectionCheckpointer,
     EqualizedLossStatistics,
@@ -38,16 +51,118 @@ from efl.engine import (
     launch,
     write_final_results,
 )
+from efl.engine.checkpoint import CheckpointError
+from efl.engine.divergence import TrainingDivergedError, explain_divergence
+from efl.engine.ground_truth import GroundTruthError, audit_evaluation_ground_truth, describe_audit
+from efl.engine.overrides import OVERRIDE_HELP, OverrideError, apply_overrides
+from efl.engine.results import evaluation_output_dir
+from efl.engine.run_setup import FILE_ONLY, setup_run
 
 logger = logging.getLogger("detectron2")
 
+# Keys of `train` this tool reads, with their defaults for configs that do not set them.
+TRAIN_DEFAULTS = {
+    # True: training from train.init_checkpoint skips (and lists) weights of another shape, e.g.
+    # a classifier for another class count; False: such a weight is an error.
+    "init_checkpoint_partial": False,
+    # "error": an evaluation set whose annotation file has boxes of zero area or entirely outside
+    # their image is refused; "report": evaluated anyway (against the file as written).
+    "eval_invalid_boxes": "error",
+}
 
-def do_test(cfg, model):
-    if "evaluator" not in cfg.dataloader:
+# Errors about the user's input whose message says everything: printed without a traceback.
+USER_ERRORS = (OverrideError, CheckpointError, GroundTruthError, DatasetCheckError, TrainingDivergedError)
+
+EPILOG = f"""
+Examples (from the repository root, with the project's environment):
+  .venv/bin/python tools/train_net.py --config-file configs/demo/efl_synthetic_small.py
+  .venv/bin/python tools/train_net.py --config-file configs/efl_improved_baseline_r50_2x_rfs.py --num-gpus 8
+  .venv/bin/python tools/train_net.py --config-file CFG --resume
+  .venv/bin/python tools/train_net.py --config-file CFG --eval-only train.init_checkpoint=OUT/model_final.pth
+  multi-machine: --num-machines 2 --machine-rank {{0,1}} --dist-url tcp://HOST:PORT
+
+{OVERRIDE_HELP}
+
+Keys of `train` read by this tool beyond Detectron2's (defaults when the config lacks them):
+  train.init_checkpoint_partial=False  True: skip (and list) init_checkpoint weights of another shape
+  train.eval_invalid_boxes=error       report: evaluate a set whose json has boxes of zero area or
+                                       outside their image (the evaluator counts them as written)
+
+--eval-only needs weights: train.init_checkpoint=PATH, or --resume with a checkpoint in
+train.output_dir. It writes into <train.output_dir>/eval/<dataset>-<checkpoint>/.
+"""
+
+
+def build_parser():
+    parser = default_argument_parser(epilog=EPILOG)
+    parser.add_argument("--verbose", action="store_true",
+                        help="also print the environment, the config file and the model on the "
+                             "console (they are always in log.txt)")
+    return parser
+
+
+def load_config(args):
+    """The config of ``args.config_file`` with TRAIN_DEFAULTS filled in and ``args.opts`` applied
+    (an override of a key the config does not have is an OverrideError)."""
+    if not args.config_file:
+        raise OverrideError("--config-file is required")
+    if not os.path.isfile(args.config_file):
+        raise OverrideError(f"--config-file {args.config_file} does not exist")
+    cfg = LazyConfig.load(args.config_file)
+    for key, value in TRAIN_DEFAULTS.items():
+        if key not in cfg.train:
+            cfg.train[key] = value
+    return apply_overrides(cfg, args.opts)
+
+
+def _is_local(path):
+    return "://" not in str(path)
+
+
+def evaluation_checkpoint(cfg, args):
+    """The weights an --eval-only run evaluates: this run's last checkpoint with --resume (when
+    there is one), else train.init_checkpoint; no weights at all is an error."""
+    last = os.path.join(cfg.train.output_dir, "last_checkpoint")
+    if args.resume and os.path.isfile(last):
+        with open(last) as f:
+            return os.path.join(cfg.train.output_dir, f.read().strip())
+    if not cfg.train.init_checkpoint:
+        raise CheckpointError(
+            "--eval-only needs weights: set train.init_checkpoint=PATH"
+            + (f" (--resume found no last_checkpoint in {cfg.train.output_dir})" if args.resume else
+               ", or pass --resume to evaluate the last checkpoint in train.output_dir"))
+    return cfg.train.init_checkpoint
+
+
+def check_weights(cfg, args):
+    """Fail before anything is loaded when the weights the run would read do not exist."""
+    if args.eval_only:
+        path, what = evaluation_checkpoint(cfg, args), "the checkpoint to evaluate"
+    elif cfg.train.init_checkpoint and not (
+            args.resume and os.path.isfile(os.path.join(cfg.train.output_dir, "last_checkpoint"))):
+        path, what = cfg.train.init_checkpoint, "train.init_checkpoint"
+    else:
+        return
+    if _is_local(path) and not os.path.isfile(path):
+        raise CheckpointError(f"{what} {path} does not exist")
+
+
+def test_dataset_names(cfg):
+    return OmegaConf.select(cfg, "dataloader.test.dataset.names", default="test")
+
+
+def has_evaluator(cfg):
+    return OmegaConf.select(cfg, "dataloader.evaluator", default=None) is not None
+
+
+def do_test(cfg, model, ground_truth=()):
+    if not has_evaluator(cfg):
         return {}
     ret = inference_on_dataset(model, instantiate(cfg.dataloader.test), instantiate(cfg.dataloader.evaluator))
     if comm.is_main_process():
         print_csv_format(ret)
+        for report in ground_truth:
+            logger.info(describe_audit(report))
     return ret
 
 
@@ -72,9 +187,9 @@ def statistics_hook(cfg, model):
                                    output_dir=cfg.train.output_dir)
 
 
-def do_train(args, cfg):
+def do_train(args, cfg, ground_truth=()):
     model = instantiate(cfg.model)
-    logger.info(f"Model:\n{model}")
+    logger.info(f"Model:\n{model}", extra=FILE_ONLY)
     model.to(cfg.train.device)
 
     cfg.optimizer.params.model = model
@@ -88,13 +203,15 @@ def do_train(args, cfg):
     # The trainer checkpoints its iteration, the optimizer (SimpleTrainer.state_dict) and the LR
     # scheduler (hooks.LRScheduler around Detectron2's LRMultiplier); the model's state_dict
     # carries the EFL statistics buffers.
-    checkpointer = AtomicDetectionCheckpointer(model, cfg.train.output_dir, trainer=trainer)
+    checkpointer = AtomicDetectionCheckpointer(
+        model, cfg.train.output_dir, trainer=trainer,
+        load_mode="partial" if cfg.train.init_checkpoint_partial else "init")
 
     last_results = {}
 
     def test_and_keep():
         last_results.clear()
-        last_results.update(do_test(cfg, model))
+        last_results.update(do_test(cfg, model, ground_truth))
         return dict(last_results)
 
     trainer.register_hooks([
@@ -108,50 +225,74 @@ def do_train(args, cfg):
     ])
 
     checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
-    if args.resume and checkpointer.has_checkpoint():
-        # The checkpoint's iteration is the last finished one.
-        start_iter = trainer.iter + 1
-    else:
-        start_iter = 0
-    logger.info(f"Starting training from iteration {start_iter}")
-    trainer.train(start_iter, cfg.train.max_iter)
+    # The checkpoint's iteration is the last finished one.
+    start_iter = trainer.iter + 1 if args.resume and checkpointer.has_checkpoint() else 0
+    try:
+        trainer.train(start_iter, cfg.train.max_iter)
+    except FloatingPointError as e:
+        # Detectron2 has logged the traceback; say what happened and what to do instead.
+        raise explain_divergence(e, iteration=trainer.iter, storage=trainer.storage,
+                                 checkpointer=checkpointer, lr=optim.param_groups[0]["lr"]) from None
     return last_results
 
 
+def do_eval(cfg, checkpoint, ground_truth=()):
+    model = instantiate(cfg.model)
+    model.to(cfg.train.device)
+    model = create_ddp_model(model)
+    # Evaluation accepts only weights that fit the model exactly.
+    AtomicDetectionCheckpointer(model, load_mode="strict").load(checkpoint)
+    return do_test(cfg, model, ground_truth)
+
+
 def main(args):
-    cfg = LazyConfig.load(args.config_file)
-    cfg = LazyConfig.apply_overrides(cfg, args.opts)
+    cfg = load_config(args)
     cuda_missing = str(cfg.train.device).startswith("cuda") and not torch.cuda.is_available()
     if cuda_missing:
         cfg.train.device = "cpu"
-    default_setup(cfg, args)
-    # the project's own modules log under "efl" (detectron2 sets up "detectron2" and "fvcore")
-    setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="efl")
+    checkpoint = None
+    if args.eval_only:
+        checkpoint = evaluation_checkpoint(cfg, args)
+        cfg.train.init_checkpoint = checkpoint  # the record names the evaluated weights
+        cfg.train.output_dir = evaluation_output_dir(cfg.train.output_dir, test_dataset_names(cfg), checkpoint)
+    setup_run(cfg, args, verbose=args.verbose)
     if cuda_missing:
         logger.warning("train.device asks for CUDA, which is not available: running on CPU")
 
-    start = time.perf_counter()
-    if args.eval_only:
-        model = instantiate(cfg.model)
-        model.to(cfg.train.device)
-        model = create_ddp_model(model)
-        checkpointer = AtomicDetectionCheckpointer(model, cfg.train.output_dir)
-        checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
-        results = do_test(cfg, model)
-        extra = {"mode": "eval-only"}
-    else:
-        results = do_train(args, cfg)
-        extra = {"mode": "train", "max_iter": int(cfg.train.max_iter)}
+    try:
+        ground_truth = []
+        if has_evaluator(cfg):
+            ground_truth = audit_evaluation_ground_truth(
+                test_dataset_names(cfg), invalid_boxes=cfg.train.eval_invalid_boxes)
+            for report in ground_truth:
+                logger.info(describe_audit(report))
+        start = time.perf_counter()
+        if args.eval_only:
+            logger.info(f"Evaluating {checkpoint}; records go to {cfg.train.output_dir}")
+            results = do_eval(cfg, checkpoint, ground_truth)
+            extra = {"mode": "eval-only", "checkpoint": str(checkpoint)}
+        else:
+            results = do_train(args, cfg, ground_truth)
+            extra = {"mode": "train", "max_iter": int(cfg.train.max_iter)}
+    except USER_ERRORS as e:
+        logger.error(str(e))
+        sys.exit(1)
     if comm.is_main_process() and results:
         path = write_final_results(cfg.train.output_dir, results,
                                    wall_time_s=time.perf_counter() - start,
-                                   world_size=comm.get_world_size(), **extra)
+                                   world_size=comm.get_world_size(), ground_truth=ground_truth, **extra)
         logger.info(f"Final results written to {path}")
     return results
 
 
 def invoke_main():
-    args = default_argument_parser().parse_args()
+    parser = build_parser()
+    args = parser.parse_args()
+    # Mistyped overrides and missing weights fail here, before processes start or data load.
+    try:
+        check_weights(load_config(args), args)
+    except (OverrideError, CheckpointError) as e:
+        parser.error(str(e))
     launch(
         main,
         args.num_gpus,

@@ -23,10 +23,11 @@ def train_net_command(output_dir, *args):
             f"train.output_dir={output_dir}"]
 
 
-def run_train_net(data_dir, output_dir, *args, timeout=240):
+def run_train_net(data_dir, output_dir, *args, timeout=240, returncode=0):
     proc = subprocess.run(train_net_command(output_dir, *args), cwd=REPO, env=_env(data_dir),
                           capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"train_net failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    assert proc.returncode == returncode, \
+        f"train_net exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     return proc
 
 
@@ -54,7 +55,8 @@ def tiny_data(tmp_path_factory):
 def trained(tiny_data, tmp_path_factory):
     """One uninterrupted 12-iteration run (checkpoints every 4, evaluation at the end)."""
     output_dir = tmp_path_factory.mktemp("trained")
-    run_train_net(tiny_data, output_dir)
+    proc = run_train_net(tiny_data, output_dir)
+    (output_dir / "console.txt").write_text(proc.stdout + proc.stderr)
     return output_dir
 
 
@@ -102,13 +104,114 @@ def test_training_ends_with_lvis_metrics_in_final_results(trained):
     assert results["wall_time_s"] > 0 and results["world_size"] == 1
 
 
-def test_eval_only_returns_the_lvis_metrics_of_the_loaded_weights(trained, tiny_data, tmp_path):
-    run_train_net(tiny_data, tmp_path, "--eval-only", f"train.init_checkpoint={trained}/model_final.pth")
-    results = json.loads((tmp_path / "final_results.json").read_text())
+def snapshot(directory):
+    """{relative path: bytes} of every file under ``directory``."""
+    return {p.relative_to(directory): p.read_bytes() for p in Path(directory).rglob("*") if p.is_file()}
+
+
+def test_eval_only_writes_its_own_record_and_leaves_the_training_record_alone(trained, tiny_data):
+    before = {k: v for k, v in snapshot(trained).items() if k.parts[0] != "eval"}
+    # the README's command: the same output_dir as the training run, other settings changed
+    run_train_net(tiny_data, trained, "--eval-only", f"train.init_checkpoint={trained}/model_final.pth",
+                  "train.checkpointer.period=1")
+    after = {k: v for k, v in snapshot(trained).items() if k.parts[0] != "eval"}
+    assert after == before, "the training run's files changed"
+    eval_dir = Path(trained) / "eval" / "efl_test_tiny-model_final"
+    assert {"config.yaml", "log.txt", "final_results.json"} <= {p.name for p in eval_dir.iterdir()}
+    results = json.loads((eval_dir / "final_results.json").read_text())
     reference = json.loads((Path(trained) / "final_results.json").read_text())
-    assert results["mode"] == "eval-only"
+    assert results["mode"] == "eval-only" and results["checkpoint"] == f"{trained}/model_final.pth"
+    assert reference["mode"] == "train"
     for key in ("AP", "APr", "APc", "APf"):
         assert results["bbox"][key] == pytest.approx(reference["bbox"][key], abs=1e-6)
+
+
+def test_eval_only_with_resume_evaluates_the_last_checkpoint_of_the_run(trained, tiny_data):
+    proc = run_train_net(tiny_data, trained, "--eval-only", "--resume")
+    assert f"Evaluating {trained}/model_final.pth" in proc.stdout
+    assert (Path(trained) / "eval" / "efl_test_tiny-model_final" / "final_results.json").is_file()
+
+
+def test_mistyped_override_is_refused_before_anything_runs(tiny_data, tmp_path):
+    proc = run_train_net(tiny_data, tmp_path, "train.max_iters=3", returncode=2)
+    assert "override 'train.max_iters': the config has no key 'train.max_iters'; did you mean " \
+           "'train.max_iter'?" in proc.stderr
+    assert not (tmp_path / "config.yaml").exists()
+
+
+def test_eval_only_without_weights_is_an_error(tiny_data, tmp_path):
+    # the mistyped key of the issue, with + to get past the key check: still no weights
+    proc = run_train_net(tiny_data, tmp_path, "--eval-only", "+train.init_checkpont=x.pth", returncode=2)
+    assert "--eval-only needs weights: set train.init_checkpoint=PATH" in proc.stderr
+    proc = run_train_net(tiny_data, tmp_path, "--eval-only", "--resume", returncode=2)
+    assert f"--resume found no last_checkpoint in {tmp_path}" in proc.stderr
+
+
+def test_missing_init_checkpoint_is_an_error_before_the_data_are_loaded(tiny_data, tmp_path):
+    proc = run_train_net(tiny_data, tmp_path, f"train.init_checkpoint={tmp_path}/R-50.pkl", returncode=2)
+    assert f"train.init_checkpoint {tmp_path}/R-50.pkl does not exist" in proc.stderr
+    assert "Loaded" not in proc.stdout + proc.stderr
+
+
+def test_eval_only_refuses_a_checkpoint_of_another_class_count(trained, tiny_data, tmp_path):
+    # a checkpoint of a 4-class model: the classifier's last output channels removed
+    state = load_checkpoint(Path(trained) / "model_final.pth")
+    state["model"] = {k: v[:4 * (v.shape[0] // 6)] if k.startswith("head.cls_score") else v
+                      for k, v in state["model"].items()}
+    path = tmp_path / "four_classes.pth"
+    torch.save(state, path)
+    proc = run_train_net(tiny_data, tmp_path, "--eval-only", f"train.init_checkpoint={path}", returncode=1)
+    assert f"{path}: 2 weight(s) have another shape than the model's: head.cls_score.weight" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    assert not list(tmp_path.rglob("final_results.json"))
+
+
+def test_console_is_quiet_and_log_txt_keeps_the_environment_config_and_model(trained):
+    console = (Path(trained) / "console.txt").read_text()
+    log = (Path(trained) / "log.txt").read_text()
+    for record in ("Environment info:", "Contents of args.config_file=", "Model:\nImprovedRetinaNet"):
+        assert record in log and record not in console, record
+    assert "\x1b" not in log, "no terminal escape codes in log.txt"
+    assert "torch.jit.script` is deprecated" not in console
+    # one value, one line: each statistic is printed by the statistics hook only
+    assert console.count("efl/g_rare:") == 12 and "cls_loss/g_rare" not in console
+
+
+def test_verbose_prints_the_records_and_help_shows_lazyconfig_overrides(tiny_data, tmp_path):
+    proc = run_train_net(tiny_data, tmp_path, "--verbose", "train.max_iter=1", "dataloader.evaluator=null")
+    assert "Environment info:" in proc.stdout and "Model:\nImprovedRetinaNet" in proc.stdout
+    proc = subprocess.run([sys.executable, "tools/train_net.py", "--help"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert "train.max_iter=100 optimizer.lr=0.01" in proc.stdout and "MODEL.WEIGHTS" not in proc.stdout
+
+
+def test_divergence_names_the_iteration_the_loss_and_the_last_checkpoint(tiny_data, tmp_path):
+    proc = run_train_net(tiny_data, tmp_path, "optimizer.lr=1e6", "train.clip_grad.enabled=False",
+                         "train.checkpointer.period=1", returncode=1)
+    output = proc.stdout + proc.stderr
+    match = re.search(r"Training diverged at iteration (\d+): a loss became NaN or Inf", output)
+    assert match, output[-3000:]
+    iteration = int(match.group(1))
+    assert iteration >= 1
+    last = f"model_{iteration - 1:07d}.pth"
+    assert f"The last checkpoint, {tmp_path}/{last} (iteration {iteration - 1}), was written before" in output
+    assert "loss_cls:" in output.split("Training diverged")[1]
+    assert output.count("Traceback (most recent call last)") == 1
+
+
+def test_resume_goes_past_a_truncated_last_checkpoint(trained, tiny_data, tmp_path):
+    for path in Path(trained).glob("model_*.pth"):
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "last_checkpoint").write_text("model_final.pth")
+    final = tmp_path / "model_final.pth"
+    final.write_bytes(final.read_bytes()[:1000])
+    os.utime(tmp_path / "model_0000007.pth", (1, 1))  # older than model_0000011.pth
+    proc = run_train_net(tiny_data, tmp_path, "--resume", "dataloader.evaluator=null")
+    output = proc.stdout + proc.stderr
+    assert f"Cannot resume from {final}: checkpoint {final} cannot be read" in output
+    assert f"Resuming from {tmp_path}/model_0000011.pth, the newest readable checkpoint" in output
+    assert "Starting training from iteration 12" in output
 
 
 def test_resume_after_kill_continues_iterations_optimizer_and_statistics(trained, tiny_data, tmp_path):

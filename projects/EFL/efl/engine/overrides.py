@@ -1,0 +1,125 @@
+"""``key=value`` overrides of a LazyConfig that refuse keys the config does not have.
+
+Detectron2's ``LazyConfig.apply_overrides`` merges with OmegaConf, which creates any key it is
+given: a typo (``train.max_iters=3``) is stored next to the real key and silently ignored. Here
+an override is accepted when
+
+- the key exists in the config (a list index counts when it is in range), or
+- its parent is a ``LazyCall`` node (a dict with ``_target_``) and the key is a parameter of
+  that callable (or the callable takes ``**kwargs``): such a key is an argument the config did not
+  set, and ``instantiate`` will pass it on, or
+- it is written ``+key=value`` (Hydra's "add") and its parent exists: a deliberate new key, or
+  ``++key=value`` (add or change).
+
+Otherwise it is an :class:`OverrideError` that names the key and the closest existing key.
+"""
+import difflib
+import inspect
+
+from detectron2.config import LazyConfig
+from detectron2.utils.registry import locate
+from omegaconf import DictConfig, ListConfig
+
+__all__ = ["OverrideError", "apply_overrides", "check_override_key", "OVERRIDE_HELP"]
+
+OVERRIDE_HELP = """\
+Overrides (path.key=value, after the flags) change the LazyConfig, e.g.
+    train.max_iter=100 optimizer.lr=0.01 dataloader.train.total_batch_size=8
+    train.init_checkpoint=output/run/model_final.pth model.num_classes=48
+A key must exist in the config, or be a parameter of the callable its parent LazyCall builds
+(e.g. model.test_score_thresh=0.05). +path.key=value adds a new key on purpose, ++path.key=value
+adds or changes. A mistyped key is an error naming the closest existing one."""
+
+
+class OverrideError(KeyError):
+    """An override whose key the config does not have."""
+
+    def __str__(self):  # KeyError would print the message with quotes around it
+        return str(self.args[0])
+
+
+def _parameters(fn):
+    """``(names, takes_var_keyword)`` of a callable's signature."""
+    parameters = inspect.signature(fn).parameters.values()
+    names = {p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    return names, any(p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def _target_parameters(node):
+    """Parameter names accepted by a LazyCall node's target; None when any name may be (an open
+    ``**kwargs`` or a signature that cannot be read)."""
+    target = node.get("_target_") if isinstance(node, DictConfig) else None
+    if target is None:
+        return set()
+    try:
+        target = locate(target) if isinstance(target, str) else target
+        if not inspect.isclass(target):
+            names, open_kwargs = _parameters(target)
+            return None if open_kwargs else names
+        # A constructor with **kwargs usually hands them to its base class: follow the MRO until
+        # a constructor without them.
+        accepted = set()
+        for cls in target.__mro__:
+            if "__init__" not in vars(cls):
+                continue
+            if cls is object:
+                return None
+            names, open_kwargs = _parameters(cls.__init__)
+            accepted |= names - {"self"}
+            if not open_kwargs:
+                return accepted
+        return None
+    except (TypeError, ValueError, ImportError, AttributeError):
+        return None
+
+
+def _closest(name, candidates, path):
+    matches = difflib.get_close_matches(name, [str(c) for c in candidates], n=1, cutoff=0.5)
+    if matches:
+        return f"; did you mean '{'.'.join(path + [matches[0]])}'?"
+    listed = ", ".join(sorted(str(c) for c in candidates)[:12])
+    return f"; '{'.'.join(path) or '<config>'}' has: {listed}" if listed else ""
+
+
+def check_override_key(cfg, key, *, adding=False):
+    """Raise :class:`OverrideError` unless ``key`` (a dotted path) may be set in ``cfg`` (see the
+    module docstring). ``adding``: the override was written ``+key=value`` or ``++key=value``."""
+    parts = key.split(".")
+    node = cfg
+    for depth, part in enumerate(parts):
+        path = parts[:depth]
+        last = depth == len(parts) - 1
+        if isinstance(node, ListConfig):
+            if part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+                continue
+            raise OverrideError(f"override '{key}': '{'.'.join(path)}' is a list of {len(node)} "
+                                f"items, '{part}' is not an index of it")
+        if not isinstance(node, DictConfig):
+            raise OverrideError(f"override '{key}': '{'.'.join(path)}' is a value "
+                                f"({type(node).__name__}), not a config with keys")
+        if part in node:
+            node = node[part] if not last else None
+            continue
+        if last and adding:
+            return
+        accepted = _target_parameters(node)
+        if last and (accepted is None or part in accepted):
+            return
+        candidates = set(k for k in node.keys() if k != "_target_") | (accepted or set())
+        what = "key" if last else "parent"
+        raise OverrideError(f"override '{key}': the config has no {what} '{'.'.join(parts[:depth + 1])}'"
+                            + _closest(part, candidates, path)
+                            + (" (write +key=value to add a new key on purpose)" if last else ""))
+
+
+def apply_overrides(cfg, overrides):
+    """Check every override (:func:`check_override_key`), then apply them all with Detectron2's
+    ``LazyConfig.apply_overrides``. Returns ``cfg``, changed in place."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = list(overrides or [])
+    for override in OverridesParser.create().parse_overrides(overrides):
+        check_override_key(cfg, override.key_or_group,
+                           adding=override.is_add() or override.is_force_add())
+    return LazyConfig.apply_overrides(cfg, overrides)

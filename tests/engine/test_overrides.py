@@ -1,0 +1,73 @@
+"""key=value overrides (efl.engine.overrides) on the tiny test config: a key the config does not
+have is an error naming the closest existing one; real keys and arguments of LazyCall'd callables
+are applied."""
+import pytest
+from detectron2.config import LazyConfig, instantiate
+
+from efl.engine.overrides import OverrideError, apply_overrides
+
+from .tiny_lvis import write_tiny_lvis
+
+CONFIG = "tests/engine/tiny_config.py"
+
+
+@pytest.fixture(scope="module")
+def load_cfg(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_lvis")
+    write_tiny_lvis(str(root))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EFL_TEST_TINY_LVIS", str(root))
+    mp.chdir(__file__.rsplit("/tests/", 1)[0])
+    yield lambda: LazyConfig.load(CONFIG)
+    mp.undo()
+
+
+def test_mistyped_key_is_an_error_naming_the_closest_key(load_cfg):
+    with pytest.raises(OverrideError) as info:
+        apply_overrides(load_cfg(), ["train.max_iters=3"])
+    message = str(info.value)
+    assert "train.max_iters" in message and "did you mean 'train.max_iter'" in message
+
+
+def test_mistyped_parent_is_an_error_naming_the_closest_parent(load_cfg):
+    with pytest.raises(OverrideError, match=r"no parent 'dataloader.trian'.*'dataloader.train'"):
+        apply_overrides(load_cfg(), ["dataloader.trian.total_batch_size=4"])
+
+
+def test_mistyped_argument_of_a_lazycall_node_is_an_error(load_cfg):
+    # model is L(ImprovedRetinaNet)(...): its parameters are the keys it may take
+    with pytest.raises(OverrideError, match="did you mean 'model.num_classes'"):
+        apply_overrides(load_cfg(), ["model.num_clases=3"])
+
+
+def test_existing_keys_are_applied(load_cfg):
+    cfg = apply_overrides(load_cfg(), ["train.max_iter=3", "optimizer.lr=0.5",
+                                       "model.head.conv_dims=[16]"])
+    assert cfg.train.max_iter == 3 and cfg.optimizer.lr == 0.5 and list(cfg.model.head.conv_dims) == [16]
+
+
+def test_unset_parameter_of_a_lazycall_target_is_accepted_and_reaches_the_object(load_cfg):
+    # DatasetMapper takes use_instance_mask, which the tiny config does not set
+    cfg = load_cfg()
+    assert "use_instance_mask" not in cfg.dataloader.test.mapper
+    cfg = apply_overrides(cfg, ["dataloader.test.mapper.use_instance_mask=True"])
+    assert instantiate(cfg.dataloader.test.mapper).use_instance_mask is True
+
+
+def test_plus_adds_a_new_key_on_purpose_but_needs_its_parent(load_cfg):
+    cfg = apply_overrides(load_cfg(), ["+train.note=hello"])
+    assert cfg.train.note == "hello"
+    with pytest.raises(OverrideError, match="no parent 'trian'"):
+        apply_overrides(load_cfg(), ["+trian.note=hello"])
+
+
+def test_list_items_are_addressed_by_index_in_range(load_cfg):
+    cfg = apply_overrides(load_cfg(), ["model.head.conv_dims.0=8"])
+    assert list(cfg.model.head.conv_dims) == [8]
+    with pytest.raises(OverrideError, match="list of 1 items"):
+        apply_overrides(load_cfg(), ["model.head.conv_dims.3=8"])
+
+
+def test_a_key_below_a_plain_value_is_an_error(load_cfg):
+    with pytest.raises(OverrideError, match="'train.max_iter' is a value"):
+        apply_overrides(load_cfg(), ["train.max_iter.x=1"])
