@@ -47,3 +47,32 @@ def test_two_gloo_processes_hold_identical_statistics_equal_to_one_process_on_th
             assert torch.equal(ranks[0][name][key], ranks[1][name][key]), (name, key)
             torch.testing.assert_close(ranks[0][name][key], expected, rtol=1e-5, atol=1e-10)
         assert (loss.pos_neg < 1).any()  # the statistics really moved
+
+
+def run_rank_with_bad_labels_on_rank_0(rank, init_file, out_dir):
+    import efl  # noqa: F401
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD_SIZE)
+    try:
+        loss = EqualizedFocalLoss(NUM_CLASSES)
+        logits, labels, _ = batch(0)
+        if rank == 0:
+            labels[5] = NUM_CLASSES + 3
+        try:
+            loss(logits, labels, 4.0)
+            outcome = "returned"
+        except (ValueError, FloatingPointError) as e:
+            outcome = f"{type(e).__name__}: {e}"
+        with open(os.path.join(out_dir, f"rank{rank}.txt"), "w") as f:
+            f.write(outcome)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_bad_input_on_one_process_makes_every_process_raise(tmp_path):
+    # Otherwise the healthy process would go on to its next all-reduce and wait forever.
+    mp.spawn(run_rank_with_bad_labels_on_rank_0, args=(str(tmp_path / "init"), str(tmp_path)),
+             nprocs=WORLD_SIZE, join=True)
+    rank0, rank1 = ((tmp_path / f"rank{r}.txt").read_text() for r in range(WORLD_SIZE))
+    assert rank0.startswith("ValueError") and "labels must lie in" in rank0
+    assert rank1.startswith("FloatingPointError") and "another process" in rank1

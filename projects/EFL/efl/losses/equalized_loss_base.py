@@ -1,21 +1,26 @@
 """What EFL and EQFL share: the per-class gradient statistics, the focusing and weighting factors
 derived from them, input validation, and the call into the chunked autograd Function."""
+import math
 import numbers
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
+from ..utils.distributed import all_reduce_sum_
 from .equalized_sigmoid_function import EqualizedSigmoidLossFunction, default_chunk_entries
 
-__all__ = ["EqualizedLossBase"]
+__all__ = ["EqualizedLossBase", "find_equalized_losses"]
+
+# Integer dtypes accepted for labels. uint8 and bool are left out on purpose: as an index they are
+# a mask, not class ids.
+_LABEL_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8)
+# Order of the problems that the one host read of a call reports (see ``_raise_on_problems``).
+_BAD_LABELS, _BAD_SCORES, _BAD_NORMALIZER, _NON_FINITE = range(4)
 
 
-def _all_reduce_sum_(tensor):
-    """Sum over processes in place; a no-op (and no collective) with one process or none."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return tensor
+def find_equalized_losses(model):
+    """``[(qualified name, module)]`` of every EFL/EQFL module inside ``model`` (DDP or not)."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, EqualizedLossBase)]
 
 
 class EqualizedLossBase(nn.Module):
@@ -30,6 +35,13 @@ class EqualizedLossBase(nn.Module):
 
     g_j sets the focusing factor γ_j = γ_b + s·(1 − g_j) and the weighting factor w_j = γ_j / γ_b.
     Each call uses the statistics from before its own update.
+
+    Input checks: shapes and dtypes are checked before any computation. The values (labels in
+    [0, C], quality targets in [0, 1], a tensor normalizer > 0) and the finiteness of the loss are
+    computed on the logits' device and read back to the host once per call, together, after the
+    pass and before the statistics change; so a GPU stream stalls once per call, and bad input
+    still raises before it can touch the statistics. In training the problem flags travel in the
+    statistics all-reduce, so when one process raises, every process raises.
     """
 
     def __init__(self, *, num_classes, gamma_b, scale_factor, loss_weight):
@@ -54,6 +66,11 @@ class EqualizedLossBase(nn.Module):
         return (f"num_classes={self.num_classes}, gamma_b={self.gamma_b}, "
                 f"scale_factor={self.scale_factor}, loss_weight={self.loss_weight}")
 
+    def gradient_ratio(self):
+        """pos_grad / (neg_grad + 1e-10), (C,), detached and unclamped: g_j before its clamp to
+        [0, 1] (a class above 1 is balanced; the clamp hides by how much)."""
+        return self.pos_grad.detach() / (self.neg_grad.detach() + 1e-10)
+
     def focusing_factors(self):
         """γ_j = γ_b + s·(1 − g_j), (C,), detached."""
         return self.gamma_b + self.scale_factor * (1.0 - self.pos_neg.detach())
@@ -64,14 +81,11 @@ class EqualizedLossBase(nn.Module):
             return torch.ones_like(self.pos_neg)
         return self.focusing_factors() / self.gamma_b
 
-    def forward_with_quality(self, logits, labels, quality, normalizer):
-        """The call shared by every loss of this package, so that a detector can hold any of them
-        without asking which: quality-target losses (EQFL, QFL) use ``quality`` (N,) as the
-        positive rows' targets, the others (EFL, focal) ignore it. Returns ``forward``'s loss."""
-        raise NotImplementedError
-
     # ----------------------------------------------------------------------------------------
     def _check_inputs(self, logits, labels, normalizer, scores=None):
+        """Shape and dtype checks (no host read). Returns ``(labels, normalizer)``: labels as
+        int64, the normalizer as a float or as a detached 0-dim float64 tensor on the logits'
+        device (its value is checked with the loss, see ``_equalized_loss``)."""
         name = type(self).__name__
         if not torch.is_tensor(logits) or logits.dim() != 2 or logits.shape[1] != self.num_classes:
             shape = tuple(logits.shape) if torch.is_tensor(logits) else type(logits).__name__
@@ -79,66 +93,114 @@ class EqualizedLossBase(nn.Module):
         if not logits.is_floating_point():
             raise ValueError(f"{name}: logits must be floating point, got {logits.dtype}")
         num_rows = logits.shape[0]
-        if not torch.is_tensor(labels) or labels.shape != (num_rows,) or labels.is_floating_point():
+        if not torch.is_tensor(labels) or labels.shape != (num_rows,) or labels.dtype not in _LABEL_DTYPES:
             desc = (f"{tuple(labels.shape)} {labels.dtype}" if torch.is_tensor(labels)
                     else type(labels).__name__)
-            raise ValueError(f"{name}: labels must be an integer tensor of shape ({num_rows},), got {desc}")
-        if num_rows and (labels.min() < 0 or labels.max() > self.num_classes):
-            raise ValueError(
-                f"{name}: labels must lie in [0, {self.num_classes}] ({self.num_classes} = background), "
-                f"got values in [{int(labels.min())}, {int(labels.max())}]"
-            )
+            raise ValueError(f"{name}: labels must be an integer tensor (int64, int32, int16 or int8; "
+                             f"not uint8 or bool) of shape ({num_rows},), got {desc}")
         if scores is not None:
             if not torch.is_tensor(scores) or scores.shape != (num_rows,) or not scores.is_floating_point():
                 desc = (f"{tuple(scores.shape)} {scores.dtype}" if torch.is_tensor(scores)
                         else type(scores).__name__)
                 raise ValueError(f"{name}: scores must be a float tensor of shape ({num_rows},), got {desc}")
-            pos_scores = scores[labels < self.num_classes]
-            if pos_scores.numel() and not bool(((pos_scores >= 0) & (pos_scores <= 1)).all()):
-                raise ValueError(
-                    f"{name}: scores (quality targets) of positive rows must lie in [0, 1], got values "
-                    f"in [{float(pos_scores.min())}, {float(pos_scores.max())}]"
-                )
+        return labels.to(device=logits.device, dtype=torch.int64), self._check_normalizer(normalizer, logits.device)
+
+    def _check_normalizer(self, normalizer, device):
+        # The normalizer is a count (of positives, or their mean over processes): it is detached
+        # on purpose, the loss has no gradient with respect to it.
+        name = type(self).__name__
         if torch.is_tensor(normalizer):
             if normalizer.numel() != 1:
                 raise ValueError(f"{name}: normalizer must be a number or a 0-dim tensor, "
                                  f"got shape {tuple(normalizer.shape)}")
-            normalizer = float(normalizer)
-        elif isinstance(normalizer, numbers.Real):
-            normalizer = float(normalizer)
-        else:
+            if normalizer.device == device or normalizer.device.type != "cpu":
+                # Checked with the loss: reading it here would be a second host read.
+                return normalizer.detach().reshape(()).to(device=device, dtype=torch.float64)
+            # A host tensor with device logits: reading it costs nothing, copying it would sync.
+            normalizer = float(normalizer.detach())
+        elif not isinstance(normalizer, numbers.Real):
             raise ValueError(f"{name}: normalizer must be a number or a 0-dim tensor, got {type(normalizer).__name__}")
-        if not normalizer > 0 or normalizer == float("inf"):
+        normalizer = float(normalizer)
+        if not (normalizer > 0 and math.isfinite(normalizer)):
             raise ValueError(f"{name}: normalizer must be a finite number > 0, got {normalizer}")
         return normalizer
 
+    def _problems(self, labels, scores, normalizer, loss):
+        """On the device, without a host read: ``(flags, values)``, float64. ``flags`` (4,) is
+        1 where a problem was found (order: labels, scores, normalizer, non-finite loss);
+        ``values`` (6,) what the messages quote: labels min/max, the positive rows' score
+        min/max, the normalizer and the loss."""
+        device = loss.device
+        f64 = dict(dtype=torch.float64, device=device)
+        if labels.numel():
+            label_range = torch.stack([labels.min(), labels.max()]).double()
+        else:
+            label_range = torch.zeros(2, **f64)
+        bad_labels = (label_range[0] < 0) | (label_range[1] > self.num_classes)
+        if scores is not None:
+            is_pos = (labels >= 0) & (labels < self.num_classes)
+            inf = torch.tensor(float("inf"), **f64)
+            scores = scores.detach().double()
+            # min/max propagate NaN, which fails both comparisons below.
+            if labels.numel():
+                score_range = torch.stack([torch.where(is_pos, scores, inf).min(),
+                                           torch.where(is_pos, scores, -inf).max()])
+            else:
+                score_range = torch.stack([inf, -inf])
+            bad_scores = (score_range[0] != inf) & ~((score_range[0] >= 0) & (score_range[1] <= 1))
+        else:
+            score_range = torch.zeros(2, **f64)
+            bad_scores = torch.zeros((), dtype=torch.bool, device=device)
+        norm = normalizer if torch.is_tensor(normalizer) else torch.tensor(normalizer, **f64)
+        bad_normalizer = ~((norm > 0) & torch.isfinite(norm))
+        loss_value = loss.detach().double()
+        flags = torch.stack([bad_labels, bad_scores, bad_normalizer, ~torch.isfinite(loss_value)]).double()
+        values = torch.cat([label_range, score_range, norm.reshape(1), loss_value.reshape(1)])
+        return flags, values
+
+    def _raise_on_problems(self, flags, values, others_bad):
+        """Raise for the first local problem; else, if another process had one, raise too (every
+        process must stop at the same call, or the next all-reduce would wait forever)."""
+        name, C = type(self).__name__, self.num_classes
+        labels_min, labels_max, score_min, score_max, normalizer, loss = values
+        if flags[_BAD_LABELS]:
+            raise ValueError(f"{name}: labels must lie in [0, {C}] ({C} = background), "
+                             f"got values in [{int(labels_min)}, {int(labels_max)}]")
+        if flags[_BAD_SCORES]:
+            raise ValueError(f"{name}: scores (quality targets) of positive rows must lie in [0, 1], "
+                             f"got values in [{score_min}, {score_max}]")
+        if flags[_BAD_NORMALIZER]:
+            raise ValueError(f"{name}: normalizer must be a finite number > 0, got {normalizer}")
+        if flags[_NON_FINITE]:
+            raise FloatingPointError(f"{name}: these logits contain NaN or Inf (the loss is {loss}); "
+                                     "the gradient statistics were left unchanged")
+        if others_bad:
+            raise FloatingPointError(f"{name}: the logits or arguments of another process were invalid "
+                                     "(see its error); the gradient statistics were left unchanged")
+
     def _equalized_loss(self, logits, labels, normalizer, *, scores, neg_weight, pos_weight):
-        """Run the fused pass and, in training mode, fold its gradient sums into the statistics."""
-        gamma = self.focusing_factors().to(logits.device)
-        chunk = self.chunk_entries or default_chunk_entries(logits.device)
+        """Run the fused pass, check the values with one host read, and, in training mode, fold
+        the pass's gradient sums into the statistics."""
+        device = logits.device
+        gamma = self.focusing_factors().to(device)
+        chunk = self.chunk_entries or default_chunk_entries(device)
         loss, pos_sum, neg_sum = EqualizedSigmoidLossFunction.apply(
-            logits, labels, scores, gamma, neg_weight.to(logits.device), pos_weight.to(logits.device),
+            logits, labels, scores, gamma, neg_weight.to(device), pos_weight.to(device),
             self.loss_weight / normalizer, self.training, chunk,
         )
-        # Non-finite logits make the loss (and the sums) non-finite. In training every process
-        # learns whether any process saw one, so all of them raise instead of deadlocking later.
-        local_bad = ~torch.isfinite(loss)
+        flags, values = self._problems(labels, scores, normalizer, loss)
         if self.training:
-            packed = torch.cat([pos_sum, neg_sum, local_bad.float().reshape(1)])
-            _all_reduce_sum_(packed)
-            any_bad = bool(packed[-1] > 0)
+            # Any process's problem makes every process raise instead of deadlocking later.
+            packed = torch.cat([pos_sum, neg_sum, flags.any().float().reshape(1)])
+            all_reduce_sum_(packed)
+            host = torch.cat([flags, values, packed[-1:].double()]).tolist()  # the one host read
         else:
-            any_bad = bool(local_bad)
-        if any_bad:
-            where = "these logits" if bool(local_bad) else "the logits of another process"
-            raise FloatingPointError(
-                f"{type(self).__name__}: {where} contain NaN or Inf (the loss is {float(loss)}); "
-                "the gradient statistics were left unchanged"
-            )
+            host = torch.cat([flags, values]).tolist() + [0.0]
+        self._raise_on_problems(host[:4], host[4:10], others_bad=host[10] > 0)
         if self.training:
             C = self.num_classes
             with torch.no_grad():
                 self.pos_grad += packed[:C].to(self.pos_grad.device)
                 self.neg_grad += packed[C:2 * C].to(self.neg_grad.device)
-                self.pos_neg.copy_(torch.clamp(self.pos_grad / (self.neg_grad + 1e-10), 0, 1))
+                self.pos_neg.copy_(torch.clamp(self.gradient_ratio(), 0, 1))
         return loss

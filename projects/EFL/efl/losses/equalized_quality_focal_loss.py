@@ -26,15 +26,15 @@ class EqualizedQualityFocalLoss(EqualizedLossBase):
         """
         Args:
             logits: (N, C) classification logits, any float dtype (computed in fp32).
-            labels: (N,) int64 in [0, C]; C is background.
+            labels: (N,) integer (not uint8/bool) in [0, C]; C is background.
             scores: (N,) quality targets in [0, 1] for positive rows (ignored for background rows).
                 A positive entry counts as positive in the statistics whatever its score.
-            normalizer: a positive number or 0-dim tensor.
+            normalizer: a positive number or 0-dim tensor, treated as a constant (detached).
 
         Returns:
             a scalar fp32 tensor (fp64 for fp64 logits).
         """
-        normalizer = self._check_inputs(logits, labels, normalizer, scores)
+        labels, normalizer = self._check_inputs(logits, labels, normalizer, scores)
         weight = self.weighting_factors()
         return self._equalized_loss(logits, labels, normalizer, scores=scores.detach(),
                                     neg_weight=weight, pos_weight=weight)

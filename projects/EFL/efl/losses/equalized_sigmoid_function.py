@@ -7,6 +7,10 @@ keeps exactly one fp32 tensor (the gradient of the returned loss, which backward
 the temporaries of the closed forms live one chunk of rows at a time. The same gradient feeds the
 per-class statistics, so they are |∂L/∂x| of the loss actually optimised, never a loss-scaled,
 overflowed or mis-ordered copy caught by a hook.
+
+The pass never reads a value back to the host (no ``nonzero``, no ``.item()``): the positive entry
+of every row is handled by gather/scatter with a mask, so on a GPU the whole pass is queued without
+stalling the stream. The one host read of a call is the caller's (``EqualizedLossBase``).
 """
 import torch
 
@@ -29,8 +33,13 @@ class EqualizedSigmoidLossFunction(torch.autograd.Function):
     uses either the focal term (1−p)^γ_j·(−log p) (EFL) or, when ``scores`` is given, the quality
     focal term |q−p|^γ_j·BCE(p, q) (EQFL), weighted by ``pos_weight[j]``.
 
-    Returns ``(loss, pos_grad_sum, neg_grad_sum)``: the scalar loss (fp32; fp64 for fp64 logits), and the per-class sums
-    of |∂loss/∂x| over positive and negative entries (zeros unless ``with_statistics``).
+    ``labels`` is int64; a row whose label is not in [0, C) is a background row (the caller rejects
+    labels outside [0, C] after the pass, so an out-of-range label never indexes out of bounds).
+    ``coef`` is a number or a 0-dim tensor on the logits' device.
+
+    Returns ``(loss, pos_grad_sum, neg_grad_sum)``: the scalar loss (fp32; fp64 for fp64 logits),
+    and the per-class sums of |∂loss/∂x| over positive and negative entries (zeros unless
+    ``with_statistics``).
     """
 
     @staticmethod
@@ -44,56 +53,51 @@ class EqualizedSigmoidLossFunction(torch.autograd.Function):
         need_grad = need_input_grad or with_statistics
         gamma, neg_weight, pos_weight = (t.to(dtype) for t in (gamma, neg_weight, pos_weight))
 
-        # Positive entries, (P,), rows sorted ascending.
-        pos_rows = torch.nonzero(labels < num_classes).squeeze(1)
-        pos_cols = labels[pos_rows]
-
-        # The few positive entries are computed apart, in float64 (cheap: P << N·C).
-        pos_logits = logits[pos_rows, pos_cols].double()
-        pos_gamma = gamma[pos_cols].double()
+        # The positive entry of each row, (N,): computed for every row (N << N·C, so cheap) in
+        # float64 and masked, instead of gathering the P positive rows (a data-dependent size, i.e.
+        # a host sync). Background rows point at column 0; their values are never used.
+        is_pos = (labels >= 0) & (labels < num_classes)  # (N,)
+        cols = torch.where(is_pos, labels, 0)  # (N,)
+        pos_logits = logits.gather(1, cols[:, None]).squeeze(1).double()
+        pos_gamma = gamma[cols].double()
         if scores is None:
             pos_value, pos_grad = positive_focal_term(pos_logits, pos_gamma, need_grad)
         else:
-            pos_value, pos_grad = positive_quality_focal_term(
-                pos_logits, pos_gamma, scores[pos_rows].double(), need_grad
-            )
-        loss = (pos_value * pos_weight[pos_cols].double()).sum()
+            pos_value, pos_grad = positive_quality_focal_term(pos_logits, pos_gamma, scores.double(), need_grad)
+        pos_w = pos_weight[cols].double()  # (N,)
+        # torch.where, not a product with the mask: a background row's value may be inf or NaN.
+        loss = torch.where(is_pos, pos_value * pos_w, 0).sum()
 
         neg_col_sums = torch.zeros(num_classes, dtype=torch.float64, device=device)
         pos_grad_sum = torch.zeros(num_classes, dtype=dtype, device=device)
         neg_grad_sum = torch.zeros(num_classes, dtype=dtype, device=device)
         if need_grad:
-            pos_grad = (pos_grad * (pos_weight[pos_cols].double() * coef)).to(dtype)
+            pos_grad = torch.where(is_pos, pos_grad * (pos_w * coef), 0).to(dtype)  # (N,)
             if with_statistics:
-                pos_grad_sum.index_add_(0, pos_cols, pos_grad.abs())
+                pos_grad_sum.index_add_(0, cols, pos_grad.abs())
         grad_logits = torch.empty((num_rows, num_classes), dtype=dtype, device=device) if need_input_grad else None
         neg_grad_scale = neg_weight * coef  # (C,)
 
         rows_per_chunk = max(1, chunk_entries // max(num_classes, 1))
-        chunk_starts = list(range(0, num_rows, rows_per_chunk))
-        # Where each chunk's positives start in pos_rows: one host sync for the whole loop.
-        pos_bounds = torch.searchsorted(
-            pos_rows, torch.tensor(chunk_starts + [num_rows], device=device, dtype=pos_rows.dtype)
-        ).tolist()
-        for k, start in enumerate(chunk_starts):
+        for start in range(0, num_rows, rows_per_chunk):
             end = min(start + rows_per_chunk, num_rows)
             x = logits[start:end].to(dtype)
-            value, grad = negative_focal_term(x, gamma, need_grad)
-            # The positive entries of this chunk were computed above: take them out of the
-            # negative sums exactly (a subtraction would lose a rare class's tiny negative sum).
-            chunk_pos = slice(pos_bounds[k], pos_bounds[k + 1])
-            local_rows = pos_rows[chunk_pos] - start
-            local_cols = pos_cols[chunk_pos]
-            value[local_rows, local_cols] = 0
+            value, grad = negative_focal_term(x, gamma, need_grad)  # (R, C)
+            chunk_is_pos = is_pos[start:end, None]  # (R, 1)
+            chunk_cols = cols[start:end, None]  # (R, 1)
+            # The positive entries were computed above: take them out of the negative sums
+            # exactly (a subtraction would lose a rare class's tiny negative sum).
+            value.scatter_(1, chunk_cols, torch.where(chunk_is_pos, 0, value.gather(1, chunk_cols)))
             neg_col_sums += value.sum(0, dtype=torch.float64)
             if not need_grad:
                 continue
             grad.mul_(neg_grad_scale)
-            grad[local_rows, local_cols] = 0
+            at_cols = grad.gather(1, chunk_cols)  # (R, 1): negative derivatives, or the positive's slot
             if with_statistics:
+                grad.scatter_(1, chunk_cols, torch.where(chunk_is_pos, 0, at_cols))
                 neg_grad_sum += grad.sum(0)  # every negative derivative is ≥ 0
             if need_input_grad:
-                grad[local_rows, local_cols] = pos_grad[chunk_pos]
+                grad.scatter_(1, chunk_cols, torch.where(chunk_is_pos, pos_grad[start:end, None], at_cols))
                 grad_logits[start:end] = grad
 
         loss = (loss + (neg_col_sums * neg_weight.double()).sum()) * coef
