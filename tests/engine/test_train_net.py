@@ -132,6 +132,23 @@ def test_eval_only_with_resume_evaluates_the_last_checkpoint_of_the_run(trained,
     assert (Path(trained) / "eval" / "efl_test_tiny-model_final" / "final_results.json").is_file()
 
 
+def test_evaluation_states_the_ground_truth_boxes_the_checks_changed(trained, tmp_path):
+    from .test_eval_ground_truth import CLIPPED, DROPPED, add_boxes
+
+    data = tmp_path / "data"
+    write_tiny_lvis(str(data))
+    add_boxes(data / "annotations.json", CLIPPED + DROPPED)
+    weights = f"train.init_checkpoint={trained}/model_final.pth"
+    proc = run_train_net(data, tmp_path, "--eval-only", weights, returncode=1)
+    assert "2 of the 9 boxes of the evaluation set 'efl_test_tiny' have zero area or lie entirely " \
+           "outside their image" in proc.stdout
+    proc = run_train_net(data, tmp_path, "--eval-only", weights, "train.eval_invalid_boxes=report")
+    assert "The dataset checks clipped 1 of them to their image and dropped 2" in proc.stdout
+    results = json.loads((tmp_path / "eval" / "efl_test_tiny-model_final" / "final_results.json").read_text())
+    (report,) = results["ground_truth"]
+    assert (report["boxes"], report["clipped"], report["dropped"]) == (9, 1, 2)
+
+
 def test_mistyped_override_is_refused_before_anything_runs(tiny_data, tmp_path):
     proc = run_train_net(tiny_data, tmp_path, "train.max_iters=3", returncode=2)
     assert "override 'train.max_iters': the config has no key 'train.max_iters'; did you mean " \
