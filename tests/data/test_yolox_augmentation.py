@@ -186,6 +186,10 @@ def test_mixup_blends_half_and_half_only_when_a_partner_box_survives():
     blended, out_boxes, classes = YT.mixup(image, boxes, np.array([1]), partner, np.array([[100.0, 100, 200, 200]]),
                                            np.array([2]), offset=(0, 0))
     assert (blended == 150).all() and classes.tolist() == [1, 2]
+    # 0.5 x 201 + 0.5 x 100 = 150.5, truncated to 150 as the reference's float blend + uint8 cast
+    odd, _, _ = YT.mixup(image + 1, boxes, np.array([1]), partner, np.array([[100.0, 100, 200, 200]]),
+                         np.array([2]), offset=(0, 0))
+    assert (odd == 150).all()
     # the only partner box lies outside the crop: no blend, no box
     same, out_boxes, classes = YT.mixup(image, boxes, np.array([1]), np.full((900, 900, 3), 100, np.uint8),
                                         np.array([[700.0, 700, 800, 800]]), np.array([2]), offset=(0, 0))

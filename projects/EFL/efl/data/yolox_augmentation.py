@@ -186,10 +186,10 @@ class YOLOXTrainMapper:
             ) from e
         utils.check_image_size(dataset_dict, image)
         annotations = [a for a in dataset_dict.get("annotations", []) if a.get("iscrowd", 0) == 0]
-        boxes = np.array(
-            [BoxMode.convert(a["bbox"], a["bbox_mode"], BoxMode.XYXY_ABS) for a in annotations],
-            dtype=np.float64,
-        ).reshape(-1, 4)
+        boxes = np.array([a["bbox"] for a in annotations], dtype=np.float64).reshape(-1, 4)
+        modes = np.array([int(a["bbox_mode"]) for a in annotations])
+        for mode in set(modes.tolist()):  # one conversion per box mode, not per box
+            boxes[modes == mode] = BoxMode.convert(boxes[modes == mode], BoxMode(mode), BoxMode.XYXY_ABS)
         classes = np.array([a["category_id"] for a in annotations], dtype=np.int64)
         return image, boxes, classes
 

@@ -202,17 +202,17 @@ def mixup(image, boxes, classes, partner_canvas, partner_boxes, partner_classes,
         > 0.2 of the uncropped box, aspect < 20); the image unchanged if none survives.
     """
     target_h, target_w = image.shape[:2]
-    ch, cw = partner_canvas.shape[:2]
-    padded = np.zeros((max(ch, target_h), max(cw, target_w), image.shape[2]), dtype=np.uint8)
-    padded[:ch, :cw] = partner_canvas
     x0, y0 = offset
-    crop = padded[y0:y0 + target_h, x0:x0 + target_w]
+    # the crop of the canvas zero-padded to at least the image's size, without building the pad
+    crop = np.zeros_like(image)
+    patch = partner_canvas[y0:y0 + target_h, x0:x0 + target_w]
+    crop[: patch.shape[0], : patch.shape[1]] = patch
     moved = _clip(partner_boxes - np.array([x0, y0, x0, y0], dtype=np.float64), target_w, target_h)
     keep = box_candidates(partner_boxes, moved, min_size=5.0)
     if not keep.any():
         return image, boxes, classes
-    # float blend truncated to uint8, as the reference
-    blended = (0.5 * image.astype(np.float32) + 0.5 * crop.astype(np.float32)).astype(np.uint8)
+    # floor((a + b) / 2): the reference's float blend 0.5 a + 0.5 b truncated to uint8
+    blended = ((image.astype(np.uint16) + crop) >> 1).astype(np.uint8)
     return (
         blended,
         np.concatenate([boxes.reshape(-1, 4), moved[keep]]),
@@ -240,7 +240,8 @@ def horizontal_flip(image, boxes):
     flipped = boxes.copy()
     flipped[:, 0] = width - boxes[:, 2]
     flipped[:, 2] = width - boxes[:, 0]
-    return np.ascontiguousarray(image[:, ::-1]), flipped
+    image = cv2.flip(image, 1)
+    return (image[:, :, None] if image.ndim == 2 else image), flipped
 
 
 def resize_longest_side_and_pad(image, boxes, classes, size):
