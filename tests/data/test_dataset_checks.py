@@ -102,3 +102,69 @@ def test_missing_json_is_an_error_naming_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match=json_file):
         DatasetCatalog.get(name)
     DatasetCatalog.remove(name)
+
+
+def test_truncated_json_is_an_error_naming_the_file(tmp_path):
+    root = str(tmp_path)
+    json_file = _write_set(root, [_box_ann(1, 1, 1, [5, 5, 10, 10])])
+    with open(json_file) as f:
+        text = f.read()
+    with open(json_file, "w") as f:
+        f.write(text[: len(text) // 2])
+    name = _register("efl_test_checks_truncated", root, json_file)
+    with pytest.raises(DatasetCheckError, match=f"{json_file}: not valid JSON .*truncated"):
+        DatasetCatalog.get(name)
+    DatasetCatalog.remove(name)
+
+
+@pytest.mark.parametrize("field", ["categories", "images", "annotations"])
+def test_json_without_a_top_level_list_is_an_error_naming_file_and_field(tmp_path, field):
+    root = str(tmp_path)
+    json_file = _write_set(root, [_box_ann(1, 1, 1, [5, 5, 10, 10])])
+    with open(json_file) as f:
+        content = json.load(f)
+    del content[field]
+    with open(json_file, "w") as f:
+        json.dump(content, f)
+    name = _register(f"efl_test_checks_no_{field}", root, json_file)
+    with pytest.raises(DatasetCheckError, match=f"{json_file}: no '{field}' field"):
+        DatasetCatalog.get(name)
+    DatasetCatalog.remove(name)
+
+
+def test_annotation_without_a_required_key_is_an_error_naming_it(tmp_path):
+    root = str(tmp_path)
+    annotations = [_box_ann(1, 1, 1, [5, 5, 10, 10]), _box_ann(7, 2, 1, [5, 5, 10, 10])]
+    del annotations[1]["bbox"]
+    name = _register("efl_test_checks_no_bbox", root, _write_set(root, annotations))
+    with pytest.raises(DatasetCheckError, match=r"annotations\[1\] \(id 7\) has no 'bbox' field"):
+        DatasetCatalog.get(name)
+    DatasetCatalog.remove(name)
+
+
+def test_annotations_of_unknown_images_are_dropped_and_counted(tmp_path, caplog):
+    root = str(tmp_path)
+    annotations = [_box_ann(1, 1, 1, [5, 5, 10, 10]), _box_ann(8, 99, 2, [5, 5, 10, 10]),
+                   _box_ann(9, 98, 2, [5, 5, 10, 10])]
+    name = _register("efl_test_checks_orphans", root, _write_set(root, annotations))
+    with caplog.at_level(logging.WARNING, logger="efl.data.dataset_checks"):
+        dicts = DatasetCatalog.get(name)
+    assert sum(len(d["annotations"]) for d in dicts) == 1
+    assert "dropped 2 annotations whose image id is not among the file's images (e.g. annotation 8 of image 99)" \
+        in caplog.text
+    DatasetCatalog.remove(name)
+
+
+def test_loader_gives_detectron2s_lvis_dicts_for_a_valid_file(tmp_path):
+    from detectron2.data.datasets.lvis import load_lvis_json
+
+    from efl.compat import lvis_image_root
+
+    root = str(tmp_path)
+    annotations = [_box_ann(1, 1, 1, [5, 5, 10, 10]), _box_ann(2, 1, 3, [1, 2, 3, 4]), _box_ann(3, 3, 2, [0, 0, 9, 9])]
+    json_file = _write_set(root, annotations)
+    name = _register("efl_test_checks_like_d2", root, json_file)
+    ours = DatasetCatalog.get(name)
+    expected = load_lvis_json(json_file, lvis_image_root(root), None)
+    assert ours == expected
+    DatasetCatalog.remove(name)

@@ -8,6 +8,8 @@ What happens to each kind of bad input:
 - box entirely outside the image: dropped, counted;
 - image without (remaining) annotations: kept and counted. The test set needs every image;
   training drops them with `get_detection_dataset_dicts(filter_empty=True)`, which logs its count;
+- annotation whose image id is not among the file's images (counted by the json reader, see
+  `efl.data.annotation_json`): dropped, counted;
 - category id not in the dataset's classes: error naming the image id, annotation id and category;
 - bbox that is not 4 finite numbers: error naming the image id and annotation id;
 - image file that does not exist: error naming the path and image id;
@@ -33,19 +35,22 @@ def _clip_box(bbox, width, height):
     return [x0, y0, x1 - x0, y1 - y0]
 
 
-def check_dataset_dicts(dataset_dicts, *, num_classes, source, check_files=True, file_category_offset=0):
+def check_dataset_dicts(dataset_dicts, *, num_classes, source, check_files=True, file_category_offset=0,
+                        orphan_annotations=None):
     """
     Check and repair dataset dicts whose annotations are in `BoxMode.XYWH_ABS` (what the LVIS and
     COCO loaders produce). The dicts are modified in place.
 
     Args:
-        dataset_dicts: list[dict] in Detectron2's format; an annotation may carry its json "id",
-            which errors then name (it is removed here).
+        dataset_dicts: list[dict] in Detectron2's format; an annotation may carry its json "id"
+            and "file_category_id", which errors then name (both are removed here).
         num_classes: valid category ids are 0 .. num_classes - 1.
         source: what the dicts were loaded from (json path or dataset name), for messages.
         check_files: whether to check that every image file exists.
         file_category_offset: file category id minus contiguous id (1 for LVIS files), so that
-            errors also name the id as written in the file.
+            errors also name the id as written in the file (when no "file_category_id" says it).
+        orphan_annotations: ``{"count": n, "example": (annotation id, image id)}`` of annotations
+            that the reader left out because their image id is not among the images.
 
     Returns:
         list[dict]: the same list.
@@ -62,12 +67,19 @@ def check_dataset_dicts(dataset_dicts, *, num_classes, source, check_files=True,
         kept = []
         for ann in record.get("annotations", []):
             ann_id = ann.pop("id", None)
+            in_file = ann.pop("file_category_id", None)
             category_id = ann["category_id"]
             if not (isinstance(category_id, int) and 0 <= category_id < num_classes):
+                if category_id is None:
+                    raise DatasetCheckError(
+                        f"{source}: image {image_id}, annotation {ann_id} has category {in_file}, which is "
+                        "not among the file's categories"
+                    )
+                if in_file is None:
+                    in_file = category_id + file_category_offset if isinstance(category_id, int) else category_id
                 raise DatasetCheckError(
                     f"{source}: image {image_id}, annotation {ann_id} has category {category_id} (0-based; "
-                    f"{category_id + file_category_offset} in the file), outside the {num_classes} classes "
-                    "of the dataset's metadata"
+                    f"{in_file} in the file), outside the {num_classes} classes of the dataset's metadata"
                 )
             bbox = ann["bbox"]
             if len(bbox) != 4 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox):
@@ -102,5 +114,11 @@ def check_dataset_dicts(dataset_dicts, *, num_classes, source, check_files=True,
             counts["outside_box"],
             counts["clipped_box"],
             counts["image_without_annotations"],
+        )
+    if orphan_annotations and orphan_annotations["count"]:
+        ann_id, image_id = orphan_annotations["example"]
+        logger.warning(
+            "%s: dropped %d annotations whose image id is not among the file's images (e.g. annotation "
+            "%s of image %s)", source, orphan_annotations["count"], ann_id, image_id,
         )
     return dataset_dicts

@@ -30,9 +30,10 @@ import logging
 import os
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.data.datasets.lvis import load_lvis_json
 from detectron2.data.datasets.lvis_v1_categories import LVIS_CATEGORIES as LVIS_V1_CATEGORIES
 
+from ..compat import lvis_image_root
+from .annotation_json import dicts_from_annotation_json, read_annotation_json
 from .dataset_checks import check_dataset_dicts
 
 __all__ = [
@@ -62,29 +63,31 @@ def class_image_count_from_dicts(dataset_dicts, num_classes):
 
 def load_lvis_json_checked(json_file, image_root, dataset_name, *, check_files=True):
     """
-    Detectron2's `load_lvis_json` followed by `check_dataset_dicts`.
+    An LVIS-format (or COCO-format) json read into dataset dicts (`efl.data.annotation_json`: the
+    file read once, errors naming the file and field) and checked by `check_dataset_dicts`.
 
     Args:
-        json_file: an LVIS-format json.
-        image_root: directory with the `<split>/<file>` of each image's `coco_url`.
+        json_file: an LVIS- or COCO-format json.
+        image_root: directory with the `<split>/<file>` of each image's `coco_url` (LVIS files) or
+            each image's `file_name` (COCO files).
         dataset_name: a registered dataset whose metadata holds `thing_classes`, against which the
-            category ids are checked.
+            category ids are checked, and `thing_dataset_id_to_contiguous_id` when the file's
+            category ids are not LVIS's 1..C.
         check_files: whether every image file must exist.
     """
     if not os.path.isfile(json_file):
         raise FileNotFoundError(f"{dataset_name}: annotation file {json_file} does not exist")
-    num_classes = len(MetadataCatalog.get(dataset_name).thing_classes)
-    # dataset_name=None: Detectron2 would otherwise look for built-in metadata by name. The json
-    # "id" of each annotation is kept so that errors can name it.
-    dataset_dicts = load_lvis_json(json_file, _with_separator(image_root), None, extra_annotation_keys=["id"])
+    meta = MetadataCatalog.get(dataset_name)
+    category_id_map = meta.get("thing_dataset_id_to_contiguous_id", None)
+    dataset = read_annotation_json(json_file)
+    dataset_dicts, orphans = dicts_from_annotation_json(dataset, json_file, image_root,
+                                                        category_id_map=category_id_map)
+    del dataset
+    logger.info("Loaded %d images from %s", len(dataset_dicts), json_file)
     return check_dataset_dicts(
-        dataset_dicts, num_classes=num_classes, source=json_file, check_files=check_files, file_category_offset=1
+        dataset_dicts, num_classes=len(meta.thing_classes), source=json_file, check_files=check_files,
+        file_category_offset=1, orphan_annotations=orphans,
     )
-
-
-def _with_separator(image_root):
-    # Detectron2 0.6 concatenates image_root and the split folder without a separator.
-    return os.path.join(image_root, "")
 
 
 def register_lvis_json(name, *, json_file, image_root, metadata, loader=None):
@@ -105,7 +108,7 @@ def register_lvis_json(name, *, json_file, image_root, metadata, loader=None):
         MetadataCatalog.remove(name)
     DatasetCatalog.register(name, loader or (lambda: load_lvis_json_checked(json_file, image_root, name)))
     MetadataCatalog.get(name).set(
-        json_file=json_file, image_root=_with_separator(image_root), evaluator_type="lvis", **metadata
+        json_file=json_file, image_root=lvis_image_root(image_root), evaluator_type="lvis", **metadata
     )
 
 
