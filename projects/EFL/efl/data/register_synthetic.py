@@ -5,6 +5,7 @@ Registered on `import efl.data`:
 | dataset | preset | classes (r/c/f) | images |
 |---|---|---|---|
 | `synthetic_lt_train`, `synthetic_lt_val` | default | 48 (14/18/16) | 800 / 300 |
+| `synthetic_fg_train`, `synthetic_fg_val` | fine_grained (LVIS-like taxonomy) | 48 (14/18/16) | 800 / 300 |
 | `synthetic_lt_tiny_train`, `synthetic_lt_tiny_val` | tiny (tests) | 12 (4/8/0) | 40 / 20 |
 
 The images and json are generated on first load into `$EFL_DATASETS` (default
@@ -87,4 +88,5 @@ def register_synthetic_lt_dir(prefix, root):
 
 def register_all_synthetic_lt(cache_root=None):
     register_synthetic_lt("synthetic_lt", PRESETS["default"], cache_root=cache_root)
+    register_synthetic_lt("synthetic_fg", PRESETS["fine_grained"], cache_root=cache_root)
     register_synthetic_lt("synthetic_lt_tiny", PRESETS["tiny"], cache_root=cache_root)

@@ -33,10 +33,12 @@ from .classes import (
     design_val_image_counts,
     lvis_frequency,
 )
+from .fine_grained import fine_grained_design
 from .render import add_noise, draw_background, fill_texture, shape_mask
 
 __all__ = [
     "SyntheticLTSpec",
+    "FineGrainedLTSpec",
     "PRESETS",
     "generate",
     "ensure_generated",
@@ -81,10 +83,51 @@ class SyntheticLTSpec:
         digest = hashlib.sha1(f"{GENERATOR_VERSION}:{fields}".encode()).hexdigest()[:10]
         return f"synthetic_lt_c{self.num_classes}_n{self.num_train_images}_s{self.seed}_{digest}"
 
+    def class_design(self):
+        """
+        The classes: their (shape, colour, texture) factors, training image counts
+        ((num_classes,) int64) and LVIS category fields (name, synonyms, synset, def). Here the
+        factorial taxonomy of classes.py; `FineGrainedLTSpec` replaces it.
+        """
+        factors = class_factors(self.num_classes, self.seed)
+        train_counts = design_image_counts(
+            self.num_classes, self.num_train_images, self.seed, head_fraction=self.head_fraction
+        )
+        descriptions = []
+        for shape, color, texture in factors:
+            name = _class_name((shape, color, texture))
+            definition = f"a {color} {shape} with a {texture} fill"
+            descriptions.append({"name": name, "synonyms": [name], "synset": f"{name}.n.01", "def": definition})
+        return factors, train_counts, descriptions
+
+
+@dataclasses.dataclass(frozen=True)
+class FineGrainedLTSpec(SyntheticLTSpec):
+    """
+    A synthetic set with LVIS's taxonomy (fine_grained.py): `num_classes` / (1 + siblings_per_parent)
+    frequent parent classes, each with rare or common siblings that share its shape, colour and
+    texture and differ in one subtle attribute.
+    """
+
+    siblings_per_parent: int = 2
+    # A "holed" sibling's hole radius, as a fraction of the object side.
+    hole_radius: float = 0.12
+    # A "stretched" sibling's width / height ratio relative to its parent.
+    stretch: float = 1.5
+
+    def cache_key(self):
+        return "synthetic_fg" + super().cache_key()[len("synthetic_lt") :]
+
+    def class_design(self):
+        return fine_grained_design(self)
+
 
 PRESETS = {
     # The demo set: 48 classes (16 frequent, 18 common, 14 rare), a few seconds to generate.
     "default": SyntheticLTSpec(),
+    # LVIS's taxonomy at the default's size: 16 frequent parents, each with a "holed" and a
+    # "stretched" sibling (32 siblings: 18 common, 14 rare); docs/synthetic_dataset.md.
+    "fine_grained": FineGrainedLTSpec(),
     # For tests: 12 classes (common and rare only), generated in well under a second.
     "tiny": SyntheticLTSpec(
         num_classes=12,
@@ -115,24 +158,11 @@ def category_metadata(spec):
     The LVIS `categories` entries of a spec without generating anything (the image counts are
     exact by construction). `instance_count` is filled in by `generate`.
     """
-    factors = class_factors(spec.num_classes, spec.seed)
-    train_counts = design_image_counts(
-        spec.num_classes, spec.num_train_images, spec.seed, head_fraction=spec.head_fraction
-    )
+    _, train_counts, descriptions = spec.class_design()
     categories = []
-    for k, (f, count) in enumerate(zip(factors, train_counts)):
-        shape, color, texture = f
-        name = _class_name(f)
+    for k, (description, count) in enumerate(zip(descriptions, train_counts)):
         categories.append(
-            {
-                "id": k + 1,
-                "name": name,
-                "synonyms": [name],
-                "synset": f"{name}.n.01",
-                "def": f"a {color} {shape} with a {texture} fill",
-                "frequency": lvis_frequency(int(count)),
-                "image_count": int(count),
-            }
+            {"id": k + 1, **description, "frequency": lvis_frequency(int(count)), "image_count": int(count)}
         )
     return categories
 
@@ -312,7 +342,7 @@ def _generate_split(split, split_index, image_counts, first_image_id, first_ann_
     num_images = spec.num_train_images if split == "train" else spec.num_val_images
     rng = np.random.default_rng([spec.seed, 2, split_index])
     members = _assign_classes(image_counts, num_images, spec.max_classes_per_image, rng)
-    factors = class_factors(spec.num_classes, spec.seed)
+    factors = spec.class_design()[0]
     os.makedirs(os.path.join(out_dir, split))
     images, annotations = [], []
     ann_id = first_ann_id

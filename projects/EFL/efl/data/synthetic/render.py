@@ -4,11 +4,12 @@ Everything is drawn with OpenCV on uint8 RGB arrays from an explicit numpy Gener
 is a pure function of its seed.
 """
 import functools
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
-__all__ = ["draw_background", "shape_mask", "fill_texture", "add_noise"]
+__all__ = ["ShapeVariant", "apply_attribute", "draw_background", "shape_mask", "fill_texture", "add_noise"]
 
 # Polygons are rasterised with 4 fractional bits so that small shapes keep their outline.
 _SHIFT = 4
@@ -34,14 +35,31 @@ def _disk(size, center, radius, axes_ratio=1.0, angle=0.0):
     return mask
 
 
+class ShapeVariant(NamedTuple):
+    """A class shape with one fine-grained attribute (the sibling classes of `fine_grained.py`).
+
+    "holed": a round hole of radius `strength` × the object side, punched at the most interior
+    point of the shape (a small mark through which the background shows).
+    "stretched": the shape squashed vertically to 1 / `strength` of its height (an aspect ratio).
+    """
+
+    base: str  # a class shape of classes.SHAPES
+    attribute: str  # "holed" or "stretched"
+    strength: float
+
+
 def shape_mask(shape, size, rng):
     """
     A binary mask of `shape` inscribed in a (size, size) square, with a random small rotation
-    and aspect jitter.
+    and aspect jitter. `shape` is a shape name or a `ShapeVariant`, whose attribute is applied
+    to the base shape's mask without drawing from `rng` (so a variant and its base shape drawn
+    from equal generators differ only in the attribute).
 
     Returns:
         np.ndarray: (size, size) uint8 in {0, 1}.
     """
+    if isinstance(shape, ShapeVariant):
+        return apply_attribute(shape_mask(shape.base, size, rng), shape.attribute, shape.strength)
     center = np.array([(size - 1) / 2.0, (size - 1) / 2.0])
     r = size / 2.0 - 0.5
     # Small rotations only: a square must not turn into a diamond, a triangle keeps pointing up.
@@ -83,6 +101,33 @@ def shape_mask(shape, size, rng):
     else:
         raise ValueError(f"unknown shape {shape!r}")
     return mask
+
+
+def apply_attribute(mask, attribute, strength):
+    """
+    `mask` (size, size) uint8 in {0, 1} with a fine-grained attribute (see `ShapeVariant`).
+
+    Returns:
+        np.ndarray: (size, size) uint8 in {0, 1}, a subset of `mask`.
+    """
+    size = mask.shape[0]
+    if attribute == "holed":
+        # The most interior pixel (first in row-major order among ties), and a hole that leaves a
+        # rim of at least 30% of the local thickness, so the outline stays the parent's.
+        depth = cv2.distanceTransform(np.pad(mask, 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
+        y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+        radius = max(1.0, min(strength * size, 0.7 * float(depth[y, x])))
+        return mask & (1 - _disk(size, (x, y), radius))
+    if attribute == "stretched":
+        if strength < 1:
+            raise ValueError(f"a stretched shape needs strength >= 1, got {strength}")
+        height = max(1, int(round(size / strength)))
+        squashed = cv2.resize(mask, (size, height), interpolation=cv2.INTER_NEAREST)
+        out = np.zeros_like(mask)
+        top = (size - height) // 2
+        out[top : top + height] = squashed
+        return out
+    raise ValueError(f"unknown shape attribute {attribute!r}")
 
 
 @functools.lru_cache(maxsize=256)

@@ -1,0 +1,199 @@
+#!/usr/bin/env python
+"""Each class's accumulated positive / negative gradient ratio P_j / N_j at the end of training,
+against its number of training images: does it rise with frequency, as on LVIS (Li et al., CVPR
+2022, Fig. 1), and do the rare classes end below 1, where EFL starts to act?
+
+Reads, per run, the loss buffers saved at the end of training
+(`<output_dir>/efl_statistics/rank0.pth`, `pos_grad` / `neg_grad`) and the training set's metadata
+(`class_image_count`, `class_frequency`; the dataset named in `<output_dir>/config.yaml`). A focal
+run (scale_factor 0) measures the imbalance without EFL acting on it.
+
+    python tools/ratio_by_frequency.py --run default=/tmp/runs/focal_default \\
+        --run fine_grained=/tmp/runs/focal_fg --output docs/figures/synthetic_ratio_by_frequency.png
+
+Prints a markdown table (median ratio per LVIS bucket, rare classes below 1, Spearman's rank
+correlation of ratio and image count) and writes the figure, one panel per run.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+BUCKETS = {"r": "rare (1-10 images)", "c": "common (11-100)", "f": "frequent (>100)"}
+BUCKET_COLORS = {"r": "tab:red", "c": "tab:orange", "f": "tab:blue"}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", action="append", required=True, metavar="LABEL=OUTPUT_DIR",
+                        help="a finished training run (repeat for several)")
+    parser.add_argument("--output", help="PNG to write (default: no figure)")
+    parser.add_argument("--title", default="Focal loss: accumulated positive / negative gradient per class")
+    args = parser.parse_args(argv)
+    runs = []
+    for item in args.run:
+        label, sep, directory = item.partition("=")
+        if not sep or not label or not directory:
+            parser.error(f"--run {item!r}: expected LABEL=OUTPUT_DIR")
+        runs.append((label, directory))
+    return args, runs
+
+
+def train_dataset_name(output_dir):
+    from omegaconf import OmegaConf
+
+    path = os.path.join(output_dir, "config.yaml")
+    if not os.path.exists(path):
+        raise SystemExit(f"{path} is missing: {output_dir} is not a training run's output directory")
+    names = OmegaConf.load(path).dataloader.train.dataset.names
+    if not isinstance(names, str):
+        if len(names) != 1:
+            raise SystemExit(f"{path}: dataloader.train.dataset.names = {list(names)}; expected one dataset")
+        names = names[0]
+    return names
+
+
+def load_ratio(output_dir):
+    """(ratio (C,), iteration) from the run's saved loss buffers."""
+    import torch
+
+    path = os.path.join(output_dir, "efl_statistics", "rank0.pth")
+    if not os.path.exists(path):
+        raise SystemExit(f"{path} is missing: the run in {output_dir} has not finished, or its model "
+                         "has no EFL/EQFL loss")
+    state = torch.load(path, map_location="cpu")
+    if len(state["buffers"]) != 1:
+        raise SystemExit(f"{path}: {len(state['buffers'])} loss modules ({sorted(state['buffers'])}); expected one")
+    (buffers,) = state["buffers"].values()
+    pos = buffers["pos_grad"].double().numpy()
+    neg = buffers["neg_grad"].double().numpy()
+    # The loss's own definition of the ratio (EqualizedLossBase.gradient_ratio), unclamped.
+    return pos / (neg + 1e-10), int(state["iteration"]) + 1
+
+
+def class_table(dataset_name, num_classes):
+    """Per class: training image count, LVIS bucket, and whether it is a fine-grained sibling."""
+    from detectron2.data import MetadataCatalog
+
+    import efl.data  # noqa: F401  (registers the synthetic sets' metadata)
+
+    metadata = MetadataCatalog.get(dataset_name)
+    by_id = {c["id"]: c["image_count"] for c in metadata.class_image_count}
+    if sorted(by_id) != list(range(1, num_classes + 1)):
+        raise SystemExit(f"{dataset_name}: class ids {sorted(by_id)[:3]}... do not match the loss's "
+                         f"{num_classes} classes")
+    counts = np.array([by_id[k] for k in range(1, num_classes + 1)], dtype=float)
+    buckets = np.array(metadata.class_frequency)
+    siblings = np.zeros(num_classes, bool)
+    json_file = metadata.get("json_file", None)
+    if json_file and os.path.exists(json_file):
+        with open(json_file) as f:
+            categories = json.load(f)["categories"]
+        for c in categories:
+            siblings[c["id"] - 1] = c.get("parent_id") is not None
+    return counts, buckets, siblings
+
+
+def _average_ranks(x):
+    order = np.argsort(x, kind="stable")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(len(x), dtype=float)
+    for value in np.unique(x):  # ties share their mean rank
+        tied = x == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def spearman(x, y):
+    """Spearman's rank correlation (Pearson's on average ranks)."""
+    rx, ry = _average_ranks(np.asarray(x)), _average_ranks(np.asarray(y))
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def summarize(label, ratio, counts, buckets, iteration):
+    row = {"run": label, "iterations": iteration}
+    for b in BUCKETS:
+        values = ratio[buckets == b]
+        row[f"n_{b}"] = int(len(values))
+        row[f"median_{b}"] = float(np.median(values)) if len(values) else float("nan")
+    rare = ratio[buckets == "r"]
+    row["rare_below_1"] = int((rare < 1).sum())
+    row["all_below_1"] = int((ratio < 1).sum())
+    row["num_classes"] = int(len(ratio))
+    row["spearman"] = spearman(counts, ratio)
+    row["min"], row["max"] = float(ratio.min()), float(ratio.max())
+    return row
+
+
+def markdown(rows):
+    header = ["run", "iterations", "median P/N r / c / f", "rare < 1", "all < 1", "range",
+              "Spearman ρ(ratio, images)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        medians = " / ".join(f"{r[f'median_{b}']:.2f}" for b in BUCKETS)
+        lines.append(f"| {r['run']} | {r['iterations']} | {medians} | {r['rare_below_1']}/{r['n_r']} | "
+                     f"{r['all_below_1']}/{r['num_classes']} | {r['min']:.2f}-{r['max']:.2f} | "
+                     f"{r['spearman']:+.2f} |")
+    return "\n".join(lines)
+
+
+def plot(path, panels, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), sharey=True, squeeze=False)
+    low = min(p["ratio"].min() for p in panels)
+    high = max(p["ratio"].max() for p in panels)
+    for ax, p in zip(axes[0], panels):
+        for b, color in BUCKET_COLORS.items():
+            for sibling, marker in ((False, "o"), (True, "^")):
+                keep = (p["buckets"] == b) & (p["siblings"] == sibling)
+                if keep.any():
+                    ax.scatter(p["counts"][keep], p["ratio"][keep], c=color, marker=marker, s=30, alpha=0.85,
+                               edgecolors="black" if sibling else "none", linewidths=0.5)
+        ax.axhline(1.0, color="black", linestyle="--", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylim(min(0.5, low / 1.2), max(2.0, high * 1.2))
+        ax.set_xlabel("training images containing the class")
+        ax.grid(True, alpha=0.3, which="both")
+        r = p["row"]
+        ax.set_title(f"{p['label']} ({r['iterations']} it.): ρ = {r['spearman']:+.2f}, "
+                     f"rare < 1: {r['rare_below_1']}/{r['n_r']}", fontsize=9)
+    axes[0][0].set_ylabel("accumulated P_j / N_j (dashed: 1)")
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=c, label=BUCKETS[b])
+               for b, c in BUCKET_COLORS.items()]
+    if any(p["siblings"].any() for p in panels):
+        handles.append(plt.Line2D([], [], marker="^", linestyle="", color="gray", markeredgecolor="black",
+                                  label="fine-grained sibling"))
+    axes[0][-1].legend(handles=handles, loc="best", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    args, runs = parse_args(argv)
+    rows, panels = [], []
+    for label, directory in runs:
+        ratio, iteration = load_ratio(directory)
+        counts, buckets, siblings = class_table(train_dataset_name(directory), len(ratio))
+        row = summarize(label, ratio, counts, buckets, iteration)
+        rows.append(row)
+        panels.append({"label": label, "ratio": ratio, "counts": counts, "buckets": buckets,
+                       "siblings": siblings, "row": row})
+    print(markdown(rows))
+    if args.output:
+        plot(args.output, panels, args.title)
+        print(f"figure: {args.output}")
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(main() and 0)
