@@ -2,6 +2,8 @@
 side on the same images, and each class's g_j and γ_j against its training frequency."""
 import numpy as np
 
+from .losses import find_equalized_losses
+
 __all__ = ["draw_detection_grid", "plot_class_statistics"]
 
 _FREQUENCY_COLORS = {"r": "#d62728", "c": "#ff7f0e", "f": "#1f77b4"}
@@ -86,16 +88,18 @@ def plot_class_statistics(path, metadata, models, *, title=None):
             for colours by LVIS frequency group).
         models: ``{name: model}``, each holding one EFL/EQFL loss module.
     """
-    from .engine import find_equalized_losses
-
     image_count = {c["id"]: c["image_count"] for c in metadata.class_image_count}
     counts = np.array([image_count[k] for k in sorted(image_count)], dtype=float)
     frequencies = metadata.get("class_frequency", None)
     statistics = {}
     for name, model in models.items():
-        ((_, loss),) = find_equalized_losses(model)
-        statistics[name] = {"ratio": (loss.pos_grad / (loss.neg_grad + 1e-10)).numpy(),
-                            "gamma": loss.focusing_factors().numpy()}
+        losses = find_equalized_losses(model)
+        if len(losses) != 1:
+            raise ValueError(f"model '{name}' holds {len(losses)} EFL/EQFL losses "
+                             f"({[n for n, _ in losses]}); the plot needs exactly one")
+        loss = losses[0][1]
+        statistics[name] = {"ratio": loss.gradient_ratio().cpu().numpy(),
+                            "gamma": loss.focusing_factors().cpu().numpy()}
 
     import matplotlib
 

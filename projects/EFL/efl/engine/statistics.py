@@ -7,17 +7,12 @@ from detectron2.engine import HookBase
 from detectron2.utils import comm
 
 from ..data.frequency import class_frequency_groups
-from ..losses import EqualizedLossBase
+from ..losses import find_equalized_losses
 from .checkpoint import atomic_write
 
 __all__ = ["EqualizedLossStatistics", "class_frequency_groups", "find_equalized_losses"]
 
 logger = logging.getLogger(__name__)
-
-
-def find_equalized_losses(model):
-    """``[(qualified name, module)]`` of every EFL/EQFL module inside ``model`` (DDP or not)."""
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, EqualizedLossBase)]
 
 
 class EqualizedLossStatistics(HookBase):
