@@ -3,6 +3,7 @@
 Importing this package registers the synthetic long-tailed sets and the `EFL_LVIS_ROOT` layout of
 LVIS v1 and the `EFL_OID_ROOT` layout of Open Images with Detectron2 (see `efl.data.builtin`).
 """
+from .custom import register_lvis_format_dataset
 from .dataset_checks import DatasetCheckError, check_dataset_dicts
 from .lvis import (
     LVIS_ROOT_ENV,
@@ -38,6 +39,7 @@ __all__ = [
     "load_lvis_json_checked",
     "load_openimages_json",
     "lvis_equivalent_threshold",
+    "register_lvis_format_dataset",
     "register_lvis_json",
     "register_lvis_v1_efl",
     "register_oid_challenge_2019_efl",
