@@ -3,6 +3,7 @@ and checkpoint / resume through Detectron2's trainer and checkpointer."""
 import io
 import math
 
+import efl  # noqa: F401  (before detectron2: spawned children import this module without conftest)
 import pytest
 import torch
 from detectron2.engine import SimpleTrainer, hooks
@@ -190,3 +191,39 @@ def test_disabled_or_absent_ema_gives_no_hooks_and_a_null_context(tmp_path):
         with evaluation_weights():
             pass
     assert "ema" not in checkpointer.checkpointables
+
+
+def _average_bn_on_rank(rank, init_file, out_dir):
+    import efl  # noqa: F401  (the spawned child needs the compatibility fixes too)
+    import torch.distributed as dist
+
+    from efl.engine.ema import average_bn_statistics
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        model = _tiny_model()
+        ema = ModelEMA(model)
+        with torch.no_grad():
+            model[1].running_mean.fill_(float(rank))  # each process saw other images
+            model[1].running_var.fill_(1.0 + 2 * rank)
+            ema.update(model, 0)
+            model[1].running_mean.fill_(10.0 + rank)
+        average_bn_statistics(model)
+        ema.average_bn_statistics()
+        torch.save({"model": model.state_dict(), "ema": ema.shadow}, f"{out_dir}/rank{rank}.pth")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_bn_statistics_of_model_and_ema_are_averaged_over_processes(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_average_bn_on_rank, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pth") for r in range(2)]
+    for state in ranks:
+        assert torch.equal(state["model"]["1.running_mean"], torch.full((4,), 10.5))
+        assert torch.equal(state["model"]["1.running_var"], torch.full((4,), 2.0))
+        assert torch.equal(state["ema"]["1.running_mean"], torch.full((4,), 0.5))
+        assert torch.equal(state["ema"]["1.running_var"], torch.full((4,), 2.0))
+        # weights are the same on every process and are not touched
+        assert torch.equal(state["model"]["0.weight"], _tiny_model().state_dict()["0.weight"])

@@ -10,12 +10,13 @@ as the reference's "exp" EMA, which is called with the 0-based iteration: d(0) =
 update copies the weights. Evaluation uses the averaged weights; they are saved in checkpoints
 under "ema" and `--resume` continues the average exactly (the decay depends only on t).
 
-Wiring in a training script (``tools/train_net.py``)::
+Wiring in a training script (``tools/train_net.py``; docs/yolox_training.md), the EMA hook
+before the checkpointer and the evaluation so that both see this step's average::
 
     hooks, evaluation_weights = build_ema_hooks(cfg, model, checkpointer)
-    trainer.register_hooks([..., LRScheduler, *hooks, PeriodicCheckpointer, EvalHook(period,
-                            lambda: test_with(evaluation_weights)), ...])
-    # with ``with evaluation_weights(): do_test(cfg, model)``
+    trainer.register_hooks([..., LRScheduler(...), *hooks, ..., PeriodicCheckpointer(...),
+                            EvalHook(period, test_with_ema), ...])
+    # where test_with_ema() runs `with evaluation_weights(): return do_test(cfg, model)`
 """
 import contextlib
 import logging
