@@ -98,6 +98,19 @@ def test_state_dict_round_trip_continues_the_average_exactly():
         assert torch.equal(resumed.shadow[k], straight.shadow[k]), k
 
 
+def test_a_loaded_average_takes_the_device_and_dtype_of_the_model_tensors():
+    # checkpoints are read onto the CPU; the average must live where the model does
+    saved = ModelEMA(_tiny_model())
+    saved.update(_tiny_model(3), 0)
+    model = _tiny_model().double()
+    ema = ModelEMA(model)
+    ema.load_state_dict(saved.state_dict())
+    for k, v in saved.shadow.items():
+        assert ema.shadow[k].dtype == torch.float64
+        torch.testing.assert_close(ema.shadow[k], v.double(), rtol=0, atol=0)
+    ema.update(model, 1)  # and keeps updating with the model's tensors
+
+
 def test_load_refuses_a_state_that_misses_model_entries():
     model = _tiny_model()
     ema = ModelEMA(model)

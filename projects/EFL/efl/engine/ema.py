@@ -68,7 +68,8 @@ class ModelEMA:
     The moving average of a model's floating-point state (a dict keyed like its state_dict).
 
     Its ``state_dict``/``load_state_dict`` make it a checkpointable for fvcore's Checkpointer.
-    Until the first update or load it holds nothing, and `apply_to` leaves the model as it is.
+    The average lives on the model's device. Until the first update or load it is not valid: it
+    is not saved, and `apply_to` leaves the model as it is.
     """
 
     def __init__(self, model, *, decay=0.9998, tau=2000.0):
@@ -84,9 +85,12 @@ class ModelEMA:
             raise ValueError(f"EMA tau must be positive, got {tau}")
         self.decay = float(decay)
         self.tau = float(tau)
-        self.names = [k for k, v in _unwrap(model).state_dict().items() if v.is_floating_point()]
+        state = _unwrap(model).state_dict()
+        self.names = [k for k, v in state.items() if v.is_floating_point()]
         self.bn_statistics_names = _bn_statistics_names(model)
-        self.shadow = None  # {name: tensor}, created by the first update or load
+        # {name: tensor} on the model's device; valid after the first update or load
+        self.shadow = {name: state[name].detach().clone() for name in self.names}
+        self.valid = False
         self.last_iter = -1
 
     def decay_at(self, iteration):
@@ -98,23 +102,24 @@ class ModelEMA:
         """Fold in the model's current state after iteration ``iteration`` (0-based)."""
         state = _unwrap(model).state_dict()
         current = [state[name] for name in self.names]
-        if self.shadow is None:
-            self.shadow = {name: v.detach().clone() for name, v in zip(self.names, current)}
-        d = self.decay_at(iteration)
+        # d(0) = 0 makes the first update a copy; a first update at t > 0 (an EMA added to a
+        # resumed run) starts from the current weights too
+        d = self.decay_at(iteration) if self.valid else 0.0
         for name, v in zip(self.names, current):
             # e * d + (1 - d) * v, in the reference's order of operations
             self.shadow[name].mul_(d).add_((1.0 - d) * v)
+        self.valid = True
         self.last_iter = int(iteration)
 
     def average_bn_statistics(self):
         """`average_bn_statistics` for the averaged BN statistics."""
-        if self.shadow is not None:
+        if self.valid:
             _all_reduce_mean([self.shadow[name] for name in self.bn_statistics_names])
 
     @contextlib.contextmanager
     def apply_to(self, model):
         """Within the block the model holds the averaged weights; afterwards exactly its own."""
-        if self.shadow is None:
+        if not self.valid:
             logger.warning("The EMA has no weights yet (no update and no 'ema' in the checkpoint): "
                            "using the model's own weights")
             yield model
@@ -132,7 +137,7 @@ class ModelEMA:
                     state[name].copy_(backup[name])
 
     def state_dict(self):
-        if self.shadow is None:
+        if not self.valid:
             return {}
         return {"shadow": dict(self.shadow), "last_iter": self.last_iter, "decay": self.decay, "tau": self.tau}
 
@@ -144,11 +149,10 @@ class ModelEMA:
         if missing:
             raise KeyError(f"the checkpoint's 'ema' lacks {len(missing)} entries of the model, e.g. "
                            f"{missing[:3]}")
-        if self.shadow is None:
-            self.shadow = {n: shadow[n].detach().clone() for n in self.names}
-        else:
+        with torch.no_grad():
             for n in self.names:
-                self.shadow[n].copy_(shadow[n])
+                self.shadow[n].copy_(shadow[n])  # to the model's device
+        self.valid = True
         self.last_iter = int(state.get("last_iter", -1))
 
 
