@@ -188,3 +188,39 @@ def test_bucket_sizes_of_the_default_preset_follow_lvis_proportions():
         assert abs(buckets[bucket] / len(categories) - lvis_share) < 0.05
     counts = np.array([c["image_count"] for c in categories])
     assert counts.max() == round(0.3 * PRESETS["default"].num_train_images) and counts.min() == 1
+
+
+@pytest.mark.parametrize(
+    "arguments, named",
+    [
+        (["--num-classes", "1", "--num-train-images", "5"], "--num-train-images"),
+        (["--num-train-images", "0"], "--num-train-images"),
+        (["--num-val-images", "-3"], "--num-val-images"),
+        (["--num-classes", "500"], "--num-classes"),
+        (["--image-size", "8"], "--image-size"),
+    ],
+)
+def test_cli_rejects_impossible_sizes_at_argument_parsing(tmp_path, capsys, arguments, named):
+    out = tmp_path / "set"
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["--output-dir", str(out)] + arguments)
+    assert exit_info.value.code == 2  # argparse's usage error, before anything is written
+    assert f"argument {named}:" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
+def test_cli_failure_while_writing_leaves_nothing_that_blocks_a_rerun(tmp_path, monkeypatch, capsys):
+    import efl.data.synthetic.__main__ as cli
+
+    def dies_half_way(spec, out_dir):
+        generate(spec, out_dir)
+        raise RuntimeError("killed half way")
+
+    out = tmp_path / "set"
+    monkeypatch.setattr(cli, "generate", dies_half_way)
+    with pytest.raises(SystemExit, match="nothing was written"):
+        cli_main(["--output-dir", str(out), "--preset", "tiny"])
+    assert os.listdir(tmp_path) == []
+    monkeypatch.setattr(cli, "generate", generate)
+    cli_main(["--output-dir", str(out), "--preset", "tiny"])
+    assert sorted(os.listdir(out)) == ["annotations", "generator.json", "train", "val"]
