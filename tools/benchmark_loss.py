@@ -143,15 +143,42 @@ def run_variant(variant, num_anchors, num_classes, device, repeats):
     }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--num-anchors", type=int, default=20000)
-    parser.add_argument("--num-classes", type=int, default=1203)
-    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--variants", nargs="+", default=VARIANTS, choices=VARIANTS)
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and each option's default."""
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
+    parser.add_argument("--num-anchors", type=_positive_int, default=20000, help="rows N of the logits")
+    parser.add_argument("--num-classes", type=_positive_int, default=1203, help="columns C of the logits")
+    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
+                        help="'all': the CPU, and CUDA when present; 'cuda' is an error without CUDA")
+    parser.add_argument("--repeats", type=_positive_int, default=5, help="timed calls after one warm-up")
+    parser.add_argument("--variants", nargs="+", default=VARIANTS, choices=VARIANTS, help="what to measure")
     parser.add_argument("--json", help="write the table as JSON to this file")
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
+    return parser
+
+
+def run_worker(cmd, what):
+    """Run one measuring process; its last stdout line is the JSON row. A failure ends the run
+    with the worker's own error output, not a bare CalledProcessError."""
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        output = (proc.stderr.strip() or proc.stdout.strip() or "(no output)")[-4000:]
+        sys.exit(f"error: the worker measuring {what} failed (exit code {proc.returncode}):\n{output}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = build_parser()
     args = parser.parse_args()
 
     if args.worker:
@@ -161,6 +188,9 @@ def main():
 
     import torch
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: CUDA is not available on this machine (torch.cuda.is_available() is "
+                     "False); use --device cpu or all")
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
     rows = []
@@ -170,8 +200,7 @@ def main():
             cmd = [sys.executable, __file__, "--worker", variant, "--device", device,
                    "--num-anchors", str(args.num_anchors), "--num-classes", str(args.num_classes),
                    "--repeats", str(args.repeats)]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            rows.append(json.loads(out.strip().splitlines()[-1]))
+            rows.append(run_worker(cmd, f"{variant} on {device}"))
             print(f"  measured {variant} on {device}", file=sys.stderr)
 
     header = f"| device | variant | fwd+bwd median (ms) | × fvcore time | peak memory (MB) | × fvcore memory | peak / logits |"
