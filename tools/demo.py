@@ -16,16 +16,14 @@ Writes under --output-dir (default ./output/demo):
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _runs import LVIS_METRICS, REPO, markdown_table, read_results, train, user_overrides
+
 RUNS = {  # name -> config, in the order they train
     "focal": "configs/demo/focal_synthetic_small.py",
     "efl": "configs/demo/efl_synthetic_small.py",
 }
-METRICS = ["AP", "AP50", "APr", "APc", "APf"]
 
 
 def parse_args():
@@ -39,37 +37,17 @@ def parse_args():
 
 
 def train_and_evaluate(name, config, output_dir, args):
-    run_dir = os.path.join(output_dir, name)
-    cmd = [sys.executable, os.path.join(REPO, "tools", "train_net.py"), "--config-file",
-           os.path.join(REPO, config), f"train.output_dir={run_dir}"]
-    if args.max_iter:
-        cmd.append(f"train.max_iter={args.max_iter}")
-    cmd += args.overrides
-    print(f"\n==> [{name}] {' '.join(cmd[1:])}", flush=True)
-    start = time.time()
-    subprocess.run(cmd, check=True, cwd=REPO)
-    print(f"==> [{name}] done in {time.time() - start:.0f} s", flush=True)
-
-
-def read_results(output_dir):
-    results = {}
-    for name in RUNS:
-        path = os.path.join(output_dir, name, "final_results.json")
-        if not os.path.exists(path):
-            raise SystemExit(f"{path} is missing: run without --skip-training first")
-        with open(path) as f:
-            results[name] = json.load(f)
-    return results
+    overrides = [f"train.max_iter={args.max_iter}"] if args.max_iter else []
+    seconds = train(config, os.path.join(output_dir, name), overrides + args.overrides)
+    print(f"==> [{name}] done in {seconds:.0f} s", flush=True)
 
 
 def format_table(results):
-    lines = ["| loss | " + " | ".join(METRICS) + " | train + eval time |",
-             "|---|" + "---|" * len(METRICS) + "---|"]
+    rows = []
     for name, result in results.items():
-        bbox = result["bbox"]
         seconds = result.get("wall_time_s") or result.get("wall_time") or float("nan")
-        lines.append(f"| {name} | " + " | ".join(f"{bbox[m]:.1f}" for m in METRICS) + f" | {seconds:.0f} s |")
-    return "\n".join(lines)
+        rows.append([name, *(f"{result['bbox'][m]:.1f}" for m in LVIS_METRICS), f"{seconds:.0f} s"])
+    return markdown_table(["loss", *LVIS_METRICS, "train + eval time"], rows)
 
 
 def pictures(output_dir, num_pictures, overrides):
@@ -126,17 +104,14 @@ def _save_png(rgb, path):
 
 def main():
     args = parse_args()
-    if args.overrides and args.overrides[0] == "--":
-        args.overrides = args.overrides[1:]
+    args.overrides = user_overrides(args.overrides)
     os.makedirs(args.output_dir, exist_ok=True)
     start = time.time()
     if not args.skip_training:
         for name, config in RUNS.items():
             train_and_evaluate(name, config, args.output_dir, args)
 
-    import efl  # noqa: F401  (compatibility fixes, before detectron2)
-
-    results = read_results(args.output_dir)
+    results = {name: read_results(os.path.join(args.output_dir, name)) for name in RUNS}
     table = format_table(results)
     with open(os.path.join(args.output_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)

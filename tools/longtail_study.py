@@ -15,18 +15,15 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
-import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _runs import LVIS_METRICS, REPO, markdown_table, read_results, results_path, train, user_overrides
+
 CONFIGS = {
     "focal": "configs/demo/focal_synthetic_small.py",
     "efl": "configs/demo/efl_synthetic_small.py",
     "qfl": "configs/demo/qfl_synthetic_small.py",
     "eqfl": "configs/demo/eqfl_synthetic_small.py",
 }
-METRICS = ["AP", "AP50", "APr", "APc", "APf"]
 
 
 def parse_args():
@@ -44,21 +41,15 @@ def run_dir(args, loss, seed):
     return os.path.join(args.output_dir, f"{loss}_s{seed}")
 
 
-def train(args, loss, seed):
+def train_one(args, loss, seed):
     out = run_dir(args, loss, seed)
-    if os.path.exists(os.path.join(out, "final_results.json")):
+    if os.path.exists(results_path(out)):
         print(f"==> {loss} seed {seed}: finished before, reusing {out}", flush=True)
         return
-    cmd = [sys.executable, os.path.join(REPO, "tools", "train_net.py"), "--config-file",
-           os.path.join(REPO, CONFIGS[loss]), f"train.output_dir={out}", f"train.seed={seed}"]
-    if args.max_iter:
-        cmd.append(f"train.max_iter={args.max_iter}")
-    cmd += [o for o in args.overrides if o != "--"]
-    print(f"==> {loss} seed {seed}: {' '.join(cmd[1:])}", flush=True)
-    start = time.time()
-    with open(os.path.join(args.output_dir, f"{loss}_s{seed}.console.txt"), "w") as console:
-        subprocess.run(cmd, check=True, cwd=REPO, stdout=console, stderr=subprocess.STDOUT)
-    print(f"    done in {time.time() - start:.0f} s", flush=True)
+    overrides = [f"train.seed={seed}"] + ([f"train.max_iter={args.max_iter}"] if args.max_iter else [])
+    seconds = train(CONFIGS[loss], out, overrides + user_overrides(args.overrides),
+                    log_file=os.path.join(args.output_dir, f"{loss}_s{seed}.console.txt"))
+    print(f"    done in {seconds:.0f} s", flush=True)
 
 
 def mean_std(values):
@@ -68,17 +59,13 @@ def mean_std(values):
 def summarize(args):
     per_loss = {}
     for loss in args.losses:
-        runs = []
-        for seed in args.seeds:
-            path = os.path.join(run_dir(args, loss, seed), "final_results.json")
-            with open(path) as f:
-                runs.append(json.load(f)["bbox"])
-        per_loss[loss] = {m: mean_std([r[m] for r in runs]) for m in METRICS}
+        runs = [read_results(run_dir(args, loss, seed))["bbox"] for seed in args.seeds]
+        per_loss[loss] = {m: mean_std([r[m] for r in runs]) for m in LVIS_METRICS}
         per_loss[loss]["runs"] = runs
-    lines = [f"| loss | {' | '.join(METRICS)} |", "|---|" + "---|" * len(METRICS)]
-    for loss, stats in per_loss.items():
-        lines.append(f"| {loss} | " + " | ".join(f"{stats[m][0]:.1f} ± {stats[m][1]:.1f}" for m in METRICS) + " |")
-    table = "\n".join(lines)
+    table = markdown_table(
+        ["loss", *LVIS_METRICS],
+        [[loss, *(f"{stats[m][0]:.1f} ± {stats[m][1]:.1f}" for m in LVIS_METRICS)] for loss, stats in per_loss.items()],
+    )
     header = (f"mean ± std over seeds {args.seeds}, LVIS box AP on the synthetic long-tailed val set "
               f"(max 300 detections per image)")
     with open(os.path.join(args.output_dir, "study.md"), "w") as f:
@@ -100,7 +87,8 @@ def plot_statistics(args):
     models = {}
     for loss in args.losses:
         cfg, models[loss] = load_trained_model(os.path.join(REPO, CONFIGS[loss]),
-                                               os.path.join(run_dir(args, loss, seed), "model_final.pth"))
+                                               os.path.join(run_dir(args, loss, seed), "model_final.pth"),
+                                               user_overrides(args.overrides))
     path = os.path.join(args.output_dir, "class_statistics.png")
     plot_class_statistics(path, MetadataCatalog.get(cfg.dataloader.train.dataset.names), models,
                           title=f"Final gradient statistics per class (seed {seed})")
@@ -113,9 +101,7 @@ def main():
     if not args.summarize_only:
         for seed in args.seeds:
             for loss in args.losses:
-                train(args, loss, seed)
-    import efl  # noqa: F401
-
+                train_one(args, loss, seed)
     summarize(args)
 
 
