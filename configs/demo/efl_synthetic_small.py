@@ -14,9 +14,8 @@ from ..common.models.improved_retinanet_small import model
 from ..common.optim import SGD as optimizer
 from ..common.train import train
 
-model.num_classes = 48
-# The loss (EFL as in the improved baseline) comes with the model piece, SGD (lr 0.02, weight
-# decay 1e-4) with common/optim.py.
+# The class count (48) and the loss (EFL as in the improved baseline) come with the model piece,
+# SGD (lr 0.02, weight decay 1e-4) with common/optim.py.
 
 train.max_iter = 1500
 lr_multiplier = L(WarmupParamScheduler)(
