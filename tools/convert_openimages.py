@@ -45,7 +45,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     if args.image_sizes is None and args.image_dir is None:
-        raise SystemExit("convert_openimages: give --image-sizes or --image-dir (image sizes are needed for pixel boxes)")
+        raise SystemExit("convert_openimages: give --image-sizes or --image-dir (the sizes give pixel boxes)")
     dataset = convert_challenge_files(
         boxes_csv=args.boxes, image_labels_csv=args.image_labels, class_descriptions_csv=args.class_descriptions,
         hierarchy_json=args.hierarchy, image_sizes_csv=args.image_sizes, image_dir=args.image_dir,

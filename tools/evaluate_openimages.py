@@ -55,7 +55,8 @@ def parse_args(argv=None):
     parser.add_argument("--image-labels", help="verified image-level labels CSV (CSV ground truth)")
     parser.add_argument("--image-sizes", help="ImageID,Width,Height CSV (CSV ground truth with .json predictions)")
     parser.add_argument("--class-descriptions", help="MID,DisplayName CSV without header (CSV ground truth)")
-    parser.add_argument("--class-counts", help="training instance counts: LabelName,instance_count CSV or the training JSON")
+    parser.add_argument("--class-counts",
+                        help="training instance counts: LabelName,instance_count CSV or the training JSON")
     parser.add_argument("--output-dir", required=True, help="where per_class_ap.csv and metrics.json go")
     return parser.parse_args(argv)
 
@@ -64,7 +65,8 @@ def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
     if args.annotations.endswith(".csv"):
-        missing = [f"--{n}" for n in ("image-labels", "class-descriptions") if getattr(args, n.replace("-", "_")) is None]
+        needed = {"--image-labels": args.image_labels, "--class-descriptions": args.class_descriptions}
+        missing = [name for name, value in needed.items() if value is None]
         if missing:
             sys.exit(f"evaluate_openimages: CSV ground truth needs {' and '.join(missing)}")
         dataset = load_ground_truth_csv(
@@ -81,7 +83,7 @@ def main(argv=None):
     write_report(args.output_dir, result, dataset.mids, dataset.names, metrics)
     print(format_table(metrics, result))
     print(f"{len(detections.scores)} detections on {len(dataset.gt.image_ids)} images, "
-          f"{time.perf_counter() - start:.1f} s; wrote {os.path.join(args.output_dir, 'per_class_ap.csv')}, metrics.json")
+          f"{time.perf_counter() - start:.1f} s; wrote per_class_ap.csv and metrics.json in {args.output_dir}")
     return metrics
 
 

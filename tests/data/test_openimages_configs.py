@@ -29,7 +29,8 @@ def test_oids_configs_hold_the_reference_recipe(name):
     cfg = load(name)
     scale_factor, depth = CONFIGS[name]
     assert cfg.model.num_classes == 500
-    assert (cfg.model.cls_loss.gamma_b, cfg.model.cls_loss.scale_factor, cfg.model.cls_loss.alpha) == (2.0, scale_factor, 0.25)
+    loss = cfg.model.cls_loss
+    assert (loss.gamma_b, loss.scale_factor, loss.alpha) == (2.0, scale_factor, 0.25)
     assert cfg.model.backbone.bottom_up.stages.depth == depth
     assert cfg.train.init_checkpoint == f"pretrained/R-{depth}-torchvision.pkl"
     assert cfg.train.output_dir == f"./output/{name}"
@@ -57,7 +58,8 @@ def test_data_piece_builds_a_random_training_batch_and_the_evaluator(tmp_path):
         cfg.dataloader.train.total_batch_size = 2
         cfg.dataloader.train.num_workers = 0
         loader = instantiate(cfg.dataloader.train)
-        assert isinstance(loader.dataset.dataset.sampler, TrainingSampler)  # AspectRatioGroupedDataset > DataLoader > ToIterableDataset
+        # AspectRatioGroupedDataset > DataLoader > ToIterableDataset
+        assert isinstance(loader.dataset.dataset.sampler, TrainingSampler)
         batch = next(iter(loader))
         # only img_a and img_b have boxes; img_c is dropped from training
         assert {d["image_id"] for d in batch} <= {"img_a", "img_b"}

@@ -176,7 +176,7 @@ def test_converter_writes_eqlv2_layout_with_flags_first_label_row_and_unrounded_
     puppy, toy, robot = dataset["annotations"]
     # P: x 0.25..0.5 of 256 px, y 0.25..0.75 of 128 px
     assert puppy["bbox"] == [64.0, 32.0, 64.0, 64.0] and puppy["area"] == 4096.0
-    assert (puppy["image_id"], puppy["category_id"], puppy["freebase_id"], puppy["iscrowd"]) == ("img_a", 3, "/m/0puppy", 0)
+    assert [puppy[k] for k in ("image_id", "category_id", "freebase_id", "iscrowd")] == ["img_a", 3, "/m/0puppy", 0]
     # every flag column of the box file is written (EQLv2's tool writes none of them)
     assert {k: puppy[k] for k in ("isoccluded", "istruncated", "isgroupof", "isdepiction", "isinside")} == {
         "isoccluded": 1, "istruncated": 0, "isgroupof": 0, "isdepiction": 0, "isinside": 0}

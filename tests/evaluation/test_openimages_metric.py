@@ -164,7 +164,8 @@ def test_class_without_ground_truth_is_nan_and_left_out_of_the_mean():
     # class 1 verified by a negative label, detected (FP) but without boxes: NaN; class 0: 1.0;
     # class 2 has a box and no detection: 0.0. mAP = (1 + 0) / 2
     gt = OIDGroundTruth.from_lists([0], box_image=[0, 0], box_class=[0, 2], boxes=[bar(0, 10)] * 2,
-                                   box_group_of=[False, False], label_image=[0], label_class=[1], label_positive=[False])
+                                   box_group_of=[False, False], label_image=[0], label_class=[1],
+                                   label_positive=[False])
     dets = OIDDetections.from_lists([0, 0], [0, 1], [bar(0, 10)] * 2, [0.9, 0.9])
     result = evaluate_oid_challenge(gt, dets, num_classes=3)
     assert result.ap[0] == 1.0 and np.isnan(result.ap[1]) and result.ap[2] == 0.0
@@ -300,7 +301,8 @@ def official_ap(module, gt, dets, num_classes, hierarchy=None):
                 boxes.append(gt.boxes[b][[1, 0, 3, 2]]), classes.append(c + 1), group_of.append(gt.box_group_of[b])
         for lab in np.flatnonzero(gt.label_image == i):
             table = up if gt.label_positive[lab] else down
-            verified += [c + 1 for c in [gt.label_class[lab]] + [index[x] for x in table.get(NAMES[gt.label_class[lab]], [])]]
+            label = gt.label_class[lab]
+            verified += [c + 1 for c in [label] + [index[x] for x in table.get(NAMES[label], [])]]
         evaluator.add_single_ground_truth_image_info(i, {
             "bbox": np.asarray(boxes, dtype=float).reshape(-1, 4), "cls": np.asarray(classes, dtype=int),
             "group_of": np.asarray(group_of, dtype=bool), "img_cls": np.asarray(verified, dtype=int)})

@@ -97,7 +97,9 @@ def load_openimages_json(json_file, image_root, dataset_name, *, check_files=Tru
     for ann in dataset["annotations"]:
         record = by_image.get(ann["image_id"])
         if record is None:
-            raise DatasetCheckError(f"{json_file}: annotation {ann.get('id')} names image {ann['image_id']!r}, not in 'images'")
+            raise DatasetCheckError(
+                f"{json_file}: annotation {ann.get('id')} names image {ann['image_id']!r}, not in 'images'"
+            )
         k = contiguous.get(ann["category_id"])
         if k is None:
             raise DatasetCheckError(
