@@ -1,5 +1,6 @@
 """Model EMA: the decay rule, the update against a hand recursion, the weight swap for evaluation,
 and checkpoint / resume through Detectron2's trainer and checkpointer."""
+import copy
 import io
 import math
 
@@ -207,6 +208,8 @@ def test_disabled_or_absent_ema_gives_no_hooks_and_a_null_context(tmp_path):
 
 
 def _average_bn_on_rank(rank, init_file, out_dir):
+    import types
+
     import efl  # noqa: F401  (the spawned child needs the compatibility fixes too)
     import torch.distributed as dist
 
@@ -215,15 +218,27 @@ def _average_bn_on_rank(rank, init_file, out_dir):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
         model = _tiny_model()
-        ema = ModelEMA(model)
+        ema = ModelEMA(model, decay=0.5, tau=1e-9)  # d(0) = 0, d(t > 0) = 0.5
+        hook = EMAHook(ema, model)
+        bn = model[1]
+        states = {}
         with torch.no_grad():
-            model[1].running_mean.fill_(float(rank))  # each process saw other images
-            model[1].running_var.fill_(1.0 + 2 * rank)
+            # each process's BN saw other images
+            bn.running_mean.fill_(float(rank))
+            bn.running_var.fill_(1.0 + 2 * rank)
             ema.update(model, 0)
-            model[1].running_mean.fill_(10.0 + rank)
-        average_bn_statistics(model)
-        ema.average_bn_statistics()
-        torch.save({"model": model.state_dict(), "ema": ema.shadow}, f"{out_dir}/rank{rank}.pth")
+            bn.running_mean.fill_(10.0 + rank)
+            hook.trainer = types.SimpleNamespace(iter=2, max_iter=5)
+            hook.after_step()  # not the last iteration: nothing averaged
+            states["middle"] = {"model": copy.deepcopy(model.state_dict()), "ema": copy.deepcopy(ema.shadow)}
+            bn.running_mean.fill_(20.0 + rank)
+            hook.trainer = types.SimpleNamespace(iter=4, max_iter=5)
+            hook.after_step()  # the last iteration: averaged before the final checkpoint
+            states["last"] = {"model": copy.deepcopy(model.state_dict()), "ema": copy.deepcopy(ema.shadow)}
+            bn.running_mean.fill_(30.0 + rank)
+            average_bn_statistics(model)
+            states["direct"] = {"model": model.state_dict()}
+        torch.save(states, f"{out_dir}/rank{rank}.pth")
     finally:
         dist.destroy_process_group()
 
@@ -233,10 +248,17 @@ def test_bn_statistics_of_model_and_ema_are_averaged_over_processes(tmp_path):
 
     mp.spawn(_average_bn_on_rank, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pth") for r in range(2)]
-    for state in ranks:
-        assert torch.equal(state["model"]["1.running_mean"], torch.full((4,), 10.5))
-        assert torch.equal(state["model"]["1.running_var"], torch.full((4,), 2.0))
-        assert torch.equal(state["ema"]["1.running_mean"], torch.full((4,), 0.5))
-        assert torch.equal(state["ema"]["1.running_var"], torch.full((4,), 2.0))
+    weights = _tiny_model().state_dict()["0.weight"]
+    for r, states in enumerate(ranks):
+        middle, last = states["middle"], states["last"]
+        # before the last iteration each process keeps its own: ema = 0.5 r + 0.5 (10 + r)
+        assert torch.equal(middle["ema"]["1.running_mean"], torch.full((4,), 5.0 + r))
+        assert torch.equal(middle["model"]["1.running_mean"], torch.full((4,), 10.0 + r))
+        # after it: the mean of the processes' values, ema = mean(0.5 (5 + r) + 0.5 (20 + r))
+        assert torch.equal(last["model"]["1.running_mean"], torch.full((4,), 20.5))
+        assert torch.equal(last["ema"]["1.running_mean"], torch.full((4,), 13.0))
+        assert torch.equal(last["model"]["1.running_var"], torch.full((4,), 2.0))
+        assert torch.equal(last["ema"]["1.running_var"], torch.full((4,), 2.0))
+        assert torch.equal(states["direct"]["model"]["1.running_mean"], torch.full((4,), 30.5))
         # weights are the same on every process and are not touched
-        assert torch.equal(state["model"]["0.weight"], _tiny_model().state_dict()["0.weight"])
+        assert torch.equal(last["model"]["0.weight"], weights)

@@ -157,8 +157,15 @@ class ModelEMA:
 
 
 class EMAHook(HookBase):
-    """Updates a `ModelEMA` after every step, with the trainer's iteration. Register it before
-    the checkpointer and evaluation hooks, so that they see this step's average."""
+    """
+    Updates a `ModelEMA` after every step, with the trainer's iteration. Register it before the
+    checkpointer and evaluation hooks, so that they see this step's average.
+
+    After the last iteration it also averages the BN statistics of the model and of the EMA over
+    processes, before the final checkpoint is written: the reference evaluates and then saves, so
+    its final checkpoint holds the averaged statistics its final evaluation used, and
+    ``--eval-only`` on ``model_final.pth`` reproduces that evaluation.
+    """
 
     def __init__(self, ema, model):
         """
@@ -171,6 +178,9 @@ class EMAHook(HookBase):
 
     def after_step(self):
         self.ema.update(self.model, self.trainer.iter)
+        if self.trainer.iter + 1 >= self.trainer.max_iter:
+            average_bn_statistics(self.model)
+            self.ema.average_bn_statistics()
 
 
 def build_ema_hooks(cfg, model, checkpointer):
