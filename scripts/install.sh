@@ -43,6 +43,9 @@ echo "[install] pinned requirements"
 pip_install -r requirements.txt
 # lvis declares the GUI opencv-python, which clashes with the headless build: install it alone.
 pip_install --no-deps lvis==0.5.3
+# Test reference only: effdet's NumPy port of TensorFlow's Open Images challenge metric
+# (tests/evaluation/test_openimages_metric.py imports effdet.evaluation, never its timm models).
+pip_install --no-deps effdet==0.4.1
 
 if "$PY" -c "import detectron2" 2>/dev/null; then
     echo "[install] keeping the detectron2 already importable: $("$PY" -c 'import detectron2; print(detectron2.__version__, detectron2.__file__)')"
