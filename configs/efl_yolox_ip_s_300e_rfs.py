@@ -1,9 +1,10 @@
 # EFL YOLOX-IP-S, 300 epochs of LVIS v1 train with repeat factor sampling, 128 images per
 # iteration, from scratch (docs/yolox_training.md). Reference: 23.3 AP / 18.1 APr on LVIS v1 val.
 #   tools/train_net.py --config-file configs/efl_yolox_ip_s_300e_rfs.py --num-gpus 16
-# Another total batch B: dataloader.train.total_batch_size=B optimizer.lr=0.0003125*B and
-# train.epoch_iters=ceil(100170/B) train.max_iter=300*epoch_iters (checkpointer and eval periods
-# are in epochs below). The loss (EFL: gamma_b 2, s 4, alpha 0.25) is set in the model piece.
+# Another total batch B: dataloader.train.total_batch_size=B optimizer.lr=0.0003125*B
+# train.epoch_iters=E train.max_iter=300*E train.checkpointer.period=10*E train.eval_period=50*E
+# with E = ceil(100170/B) (e.g. B = 64: lr 0.02, E = 1566). The loss (EFL: gamma_b 2, s 4,
+# alpha 0.25) is set in the model piece.
 from efl.data.repeat_factor import LVIS_V1_TRAIN_IMAGES
 from efl.engine.yolox_optim import LR_PER_IMAGE
 

@@ -73,11 +73,12 @@ def yolox_param_groups(model, *, weight_decay, decayed_bias_modules=(r"(.*\.)?cl
 class YOLOXCosineParamScheduler(ParamScheduler):
     """
     The reference's "yolox_cos" warm-up and "YoloXCosineLR" schedule as a multiplier of the base
-    lr, a function of the training progress ``where`` in [0, 1) (t = where x total_epochs):
+    lr, a function of the training progress ``where`` in [0, 1), with t = where x total_epochs,
+    w = warmup_epochs, c = total_epochs - constant_epochs and m = min_lr_ratio:
 
-        (t / warmup)^2                                            t < warmup
-        m + (1 - m) / 2 * (1 + cos(pi (t - warmup) / (total - warmup - constant)))    up to
-        m                                                         t >= total - constant
+        (t / w)^2                                          for t < w
+        m + (1 - m) / 2 * (1 + cos(pi (t - w) / (c - w)))   for w <= t < c
+        m                                                  for t >= c
     """
 
     def __init__(self, *, total_epochs=300, warmup_epochs=5, constant_epochs=15, min_lr_ratio=0.05):
