@@ -175,10 +175,12 @@ def mixup_partner_canvas(image, boxes, *, input_size, jitter):
     h, w = image.shape[:2]
     canvas = np.zeros((input_size[0], input_size[1], image.shape[2]), dtype=np.uint8)
     r = min(input_size[0] / h, input_size[1] / w)
-    resized = cv2.resize(image, (int(w * r), int(h * r)), interpolation=cv2.INTER_LINEAR)
+    size = (int(w * r), int(h * r))
+    # the usual 640 px image needs no resize (OpenCV's would return an exact copy)
+    resized = image if size == (w, h) else cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
     if resized.ndim == 2:
         resized = resized[:, :, None]
-    canvas[: int(h * r), : int(w * r)] = resized
+    canvas[: size[1], : size[0]] = resized
     canvas = cv2.resize(
         canvas, (int(input_size[1] * jitter), int(input_size[0] * jitter)), interpolation=cv2.INTER_LINEAR
     )
