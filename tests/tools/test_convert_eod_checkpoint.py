@@ -353,3 +353,20 @@ def test_converted_file_evaluates_with_train_net_eval_only_and_prints_the_lvis_t
     assert proc.returncode == 0, log[-6000:]
     # Detectron2's print_csv_format: the LVIS metrics, APr/APc/APf included.
     assert "copypaste: AP,AP50,AP75,APs,APm,APl,APr,APc,APf" in log, log[-3000:]
+
+
+def test_a_tower_conv_with_a_bias_is_not_a_reference_file():
+    # The reference's tower convs have no bias; a file with one is not what the zeros assume.
+    eod = _small()
+    eod["roi_head.cls_subnet.3.bias"] = torch.ones(256)
+    with pytest.raises(EODCheckpointError, match=r"roi_head\.cls_subnet\.3\.bias"):
+        convert_eod_state_dict(eod)
+
+
+def test_rules_refuse_two_keys_that_would_become_one():
+    from efl.checkpoint_conversion import RuleSet
+
+    rules = RuleSet([("a.{n}.weight", "x.{n}.weight"), ("b.{n}.weight", "x.{n}.weight")])
+    assert rules.to_reference("x.3.weight") == "a.3.weight"
+    with pytest.raises(ValueError, match=r"'a\.1\.weight' and 'b\.1\.weight' would both become 'x\.1\.weight'"):
+        rules.rename({"a.1.weight": 1, "b.1.weight": 2})

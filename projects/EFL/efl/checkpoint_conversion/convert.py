@@ -75,14 +75,15 @@ def convert_eod_state_dict(state_dict: Mapping[str, torch.Tensor], loss: Optiona
     state_dict = drop_stem_aliases(state_dict)
     info = detect_eod_model(state_dict, loss)
     state_dict = _drop_num_batches_tracked(state_dict, info)
-    converted, unplaced = info.rules.rename(state_dict)
+    try:
+        converted, unplaced = info.rules.rename(state_dict)
+    except ValueError as e:
+        raise EODCheckpointError(str(e)) from None
     if unplaced:
         raise EODCheckpointError(
             f"{info.describe()}: {len(unplaced)} keys have no place in this project's model:"
             f"{_listing(unplaced)}"
         )
-    if len(converted) != len(state_dict):  # two reference keys renamed to one of ours
-        raise EODCheckpointError("two keys of the file map to the same key of this project's model")
     if info.family == "improved_baseline":
         add_tower_conv_biases(converted)
     return converted, info

@@ -90,12 +90,15 @@ class RuleSet:
         return None
 
     def rename(self, state_dict: Dict[str, object]) -> Tuple[Dict[str, object], list]:
-        """``(renamed dict, keys no rule places)``; the order of the input is kept."""
-        out, unplaced = {}, []
+        """``(renamed dict, keys no rule places)``; the order of the input is kept. Two keys
+        renamed to the same key are a ValueError naming both."""
+        out, origin, unplaced = {}, {}, []
         for key, value in state_dict.items():
             new = self.to_ours(key)
             if new is None:
                 unplaced.append(key)
-            else:
-                out[new] = value
+                continue
+            if new in out:
+                raise ValueError(f"{origin[new]!r} and {key!r} would both become {new!r}")
+            out[new], origin[new] = value, key
         return out, unplaced
