@@ -23,8 +23,10 @@ other output:
         --sizes 640x480 480x640 --pad 0
 
 Random weights: convs N(0, 1/fan_in), norms near identity, tower conv biases 0 (as converted),
-classification bias log(0.01/0.99) + noise, so that scores spread as a detector's do. Images:
-low-frequency random pictures of the given sizes (already at the test resolution).
+classification bias log(0.01/0.99) + noise, and the prediction convs scaled so that class / IoU
+logits spread with std 1 and box deltas with std 0.3, as a trained detector's do. Images:
+low-frequency random pictures of the given sizes (already at the test resolution). Random weights
+are not a trained model: the numbers say which rules matter, not by how much AP moves.
 """
 import argparse
 import json
@@ -43,6 +45,7 @@ VARIANTS = ("pad64", "topk_cap", "clip_first", "legacy_plus_one", "reference")
 
 @torch.no_grad()
 def randomize(model, seed):
+    """Random weights at the scales of the module docstring (the EFL statistics are untouched)."""
     g = torch.Generator().manual_seed(seed)
     for name, t in model.state_dict().items():
         if not t.is_floating_point() or name.startswith("cls_loss."):
@@ -65,6 +68,37 @@ def randomize(model, seed):
             p.copy_(math.log(0.01 / 0.99) + 0.5 * torch.randn(p.shape, generator=g).to(p.device))
 
 
+# Output spread of a trained dense detector's prediction convs (before their bias): class and
+# IoU logits about 1, box deltas about 0.3. Random convs give any scale; this sets it.
+OUTPUT_STD = {"cls": 1.0, "box": 0.3, "iou": 1.0}
+
+
+@torch.no_grad()
+def calibrate(model, image):
+    """Scale each prediction conv's weight so that its output (less the bias) has OUTPUT_STD over
+    the levels of ``image``; without it a deep random network gives degenerate scores and boxes."""
+    a, c = model.head_num_anchors, model.num_classes
+    kinds = {a * c: "cls", a * 4: "box", a: "iou"}
+    convs = {m: kinds[m.out_channels] for m in model.head.modules()
+             if isinstance(m, torch.nn.Conv2d) and m.out_channels in kinds}
+    sums = {m: [0.0, 0] for m in convs}
+
+    def record(module, inputs, output):
+        centred = output - (module.bias.view(1, -1, 1, 1) if module.bias is not None else 0)
+        sums[module][0] += float(centred.pow(2).sum())
+        sums[module][1] += centred.numel()
+
+    hooks = [m.register_forward_hook(record) for m in convs]
+    try:
+        raw_outputs(model, image, 0)
+    finally:
+        for h in hooks:
+            h.remove()
+    for m, kind in convs.items():
+        std = math.sqrt(sums[m][0] / max(sums[m][1], 1))
+        m.weight.mul_(OUTPUT_STD[kind] / max(std, 1e-12))
+
+
 def smooth_image(height, width, seed):
     g = torch.Generator().manual_seed(seed)
     low = torch.rand(1, 3, max(height // 32, 2), max(width // 32, 2), generator=g) * 255
@@ -72,8 +106,9 @@ def smooth_image(height, width, seed):
 
 
 def raw_outputs(model, image, pad):
-    """(image size, features, per-level (scores, deltas) lists) with the batch padded to ``pad``
-    (0: the model's own preprocessing)."""
+    """``(image size, anchors, scores, deltas)``, the last three per-level lists of (HWA, ...)
+    tensors (scores = sigmoid(class) x sigmoid(IoU)), with the batch padded to a multiple of
+    ``pad`` (0: the model's own preprocessing)."""
     images = model.preprocess_image([{"image": image}])
     if pad:
         normalized = (image.to(model.pixel_mean.device) - model.pixel_mean) / model.pixel_std
@@ -173,10 +208,11 @@ def main():
     model = instantiate(cfg.model).eval().to(args.device)
     model.head_num_anchors = model.anchor_generator.num_cell_anchors[0]
     rows = []
+    sizes = [tuple(int(v) for v in size.split("x")) for size in args.sizes]
     for seed in args.seeds:
         randomize(model, seed)
-        for i, size in enumerate(args.sizes):
-            height, width = (int(v) for v in size.split("x"))
+        calibrate(model, smooth_image(*sizes[0], seed=seed * 1000 + 999))
+        for i, (size, (height, width)) in enumerate(zip(args.sizes, sizes)):
             image = smooth_image(height, width, seed * 1000 + i)
             with torch.no_grad():
                 own = raw_outputs(model, image, 0)
