@@ -59,7 +59,7 @@ def main(argv=None):
         info = conversion.info
         model = matching_model(info, REPO_ROOT)
         check_against_model(conversion.state_dict, info, model.state_dict())
-    except EODCheckpointError as e:
+    except (EODCheckpointError, FileNotFoundError) as e:
         sys.exit(f"{args.input}: {e}")
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     torch.save(conversion.detectron2_checkpoint(), args.output)

@@ -370,3 +370,19 @@ def test_rules_refuse_two_keys_that_would_become_one():
     assert rules.to_reference("x.3.weight") == "a.3.weight"
     with pytest.raises(ValueError, match=r"'a\.1\.weight' and 'b\.1\.weight' would both become 'x\.1\.weight'"):
         rules.rename({"a.1.weight": 1, "b.1.weight": 2})
+
+
+def test_files_with_pickled_training_state_still_load(tmp_path):
+    # The reference's files pickle more than tensors (e.g. its config); the safe loader refuses
+    # such objects and the file is then read in full.
+    import argparse
+
+    from efl.checkpoint_conversion import load_eod_file
+
+    path = tmp_path / "with_config.pth"
+    torch.save({"model": _small(), "cfg": argparse.Namespace(lr=0.02)}, path)
+    loaded = load_eod_file(str(path))
+    assert loaded["cfg"].lr == 0.02
+    assert convert_eod_checkpoint(loaded).info.size == "R50"
+    with pytest.raises(FileNotFoundError, match="no such checkpoint file"):
+        load_eod_file(str(tmp_path / "absent.pth"))
