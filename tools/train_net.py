@@ -104,10 +104,8 @@ def build_parser():
 def load_config(args):
     """The config of ``args.config_file`` with TRAIN_DEFAULTS filled in and ``args.opts`` applied
     (an override of a key the config does not have is an OverrideError)."""
-    if not args.config_file:
-        raise OverrideError("--config-file is required")
     if not os.path.isfile(args.config_file):
-        raise OverrideError(f"--config-file {args.config_file} does not exist")
+        raise FileNotFoundError(f"--config-file {args.config_file!r} does not exist")
     cfg = LazyConfig.load(args.config_file)
     for key, value in TRAIN_DEFAULTS.items():
         if key not in cfg.train:
@@ -291,7 +289,7 @@ def invoke_main():
     # Mistyped overrides and missing weights fail here, before processes start or data load.
     try:
         check_weights(load_config(args), args)
-    except (OverrideError, CheckpointError) as e:
+    except (OverrideError, CheckpointError, FileNotFoundError) as e:
         parser.error(str(e))
     launch(
         main,

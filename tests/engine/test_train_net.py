@@ -32,7 +32,8 @@ def run_train_net(data_dir, output_dir, *args, timeout=240, returncode=0):
 
 
 def _env(data_dir):
-    return {**os.environ, "EFL_TEST_TINY_LVIS": str(data_dir), "OMP_NUM_THREADS": "1"}
+    # FORCE_COLOR: Detectron2 colours messages as on a terminal, so log.txt is tested against it
+    return {**os.environ, "EFL_TEST_TINY_LVIS": str(data_dir), "OMP_NUM_THREADS": "1", "FORCE_COLOR": "1"}
 
 
 def load_checkpoint(path):
@@ -188,6 +189,7 @@ def test_console_is_quiet_and_log_txt_keeps_the_environment_config_and_model(tra
     log = (Path(trained) / "log.txt").read_text()
     for record in ("Environment info:", "Contents of args.config_file=", "Model:\nImprovedRetinaNet"):
         assert record in log and record not in console, record
+    assert "\x1b[" in console, "FORCE_COLOR made Detectron2 colour its messages"
     assert "\x1b" not in log, "no terminal escape codes in log.txt"
     assert "torch.jit.script` is deprecated" not in console
     # one value, one line: each statistic is printed by the statistics hook only

@@ -1,5 +1,6 @@
 """A DetectionCheckpointer whose files are either complete or absent, which refuses weights that
-do not fit the model, and which resumes past an unreadable last checkpoint."""
+do not fit the model, and which resumes past an unreadable last checkpoint (docs/train_net.md,
+"Weights")."""
 import os
 import pickle
 import re

@@ -3,7 +3,7 @@
 A diverged run stops with the loss's ``FloatingPointError`` (non-finite logits) or Detectron2's
 (non-finite loss sum), which name neither the iteration nor what to do next. The message built
 here says at which iteration it happened, what the losses were on the way there, and which
-checkpoint was written before it.
+checkpoint was written before it (docs/train_net.md, "Divergence").
 """
 import math
 import os

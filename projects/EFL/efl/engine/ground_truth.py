@@ -5,7 +5,8 @@ The evaluator reads the official annotation file as written (that is the benchma
 while the test loader's dataset checks (``efl.data.dataset_checks``) clip boxes that stick out of
 their image and drop boxes of zero area or entirely outside it. The two disagree exactly on those
 boxes, so an evaluation states how many there were, and a dropped box, which no clip explains and
-which the evaluator still counts as an object to find, is an error unless asked otherwise.
+which the evaluator still counts as an object to find, is an error unless asked otherwise
+(docs/train_net.md, "Ground truth").
 """
 import contextlib
 import logging

@@ -11,7 +11,8 @@ an override is accepted when
 - it is written ``+key=value`` (Hydra's "add") and its parent exists: a deliberate new key, or
   ``++key=value`` (add or change).
 
-Otherwise it is an :class:`OverrideError` that names the key and the closest existing key.
+Otherwise it is an :class:`OverrideError` that names the key and the closest existing key
+(docs/train_net.md, "Overrides").
 """
 import difflib
 import inspect

@@ -4,10 +4,12 @@ Detectron2's ``default_setup`` but with a quiet console.
 Detectron2's ``default_setup`` prints the environment dump, the config file (coloured with
 pygments, whose escape codes also land in ``log.txt``) and, from the training script, the model:
 a few hundred lines before the first iteration. Here they go to ``log.txt`` only, as plain text,
-unless ``verbose``; the console keeps the run's progress, warnings and results.
+unless ``verbose``; the console keeps the run's progress, warnings and results
+(docs/train_net.md, "Console and log.txt").
 """
 import logging
 import os
+import re
 import sys
 
 import torch
@@ -30,6 +32,16 @@ _FILE_ONLY_PREFIXES = ("Distribution of instances among all",)
 LOGGER_NAMES = ("detectron2", "fvcore", "efl")
 
 
+# Terminal colour codes: Detectron2 colours some messages (termcolor, when the console is a
+# terminal), and log.txt must stay plain text.
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class _PlainFormatter(logging.Formatter):
+    def format(self, record):
+        return _ANSI_ESCAPE.sub("", super().format(record))
+
+
 class _ConsoleFilter(logging.Filter):
     def filter(self, record):
         if getattr(record, "efl_file_only", False):
@@ -40,12 +52,13 @@ class _ConsoleFilter(logging.Filter):
 def _setup_loggers(output_dir, *, verbose):
     rank = comm.get_rank()
     loggers = [setup_logger(output_dir, distributed_rank=rank, name=name) for name in LOGGER_NAMES]
-    if not verbose:
-        for logger in loggers:
-            for handler in logger.handlers:
-                if getattr(handler, "stream", None) is sys.stdout and not any(
-                        isinstance(f, _ConsoleFilter) for f in handler.filters):
+    for logger in loggers:
+        for handler in logger.handlers:
+            if getattr(handler, "stream", None) is sys.stdout:
+                if not verbose and not any(isinstance(f, _ConsoleFilter) for f in handler.filters):
                     handler.addFilter(_ConsoleFilter())
+            elif not isinstance(handler.formatter, _PlainFormatter):  # log.txt
+                handler.setFormatter(_PlainFormatter(handler.formatter._fmt, handler.formatter.datefmt))
     return loggers[0]
 
 
