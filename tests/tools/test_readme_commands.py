@@ -35,6 +35,9 @@ RULES = [
     (r"export EFL_LVIS_ROOT=\S+", "env", None),
     (r"\.venv/bin/python tools/train_net\.py --config-file configs/\w+_r(50|101)_2x_rfs\.py .*", "check",
      "needs LVIS v1 and 8 GPUs"),
+    (r"\.venv/bin/python tools/convert_eod_checkpoint\.py \S+\.pth \S+\.pth", "check",
+     "needs a checkpoint released by the reference (tests/tools/test_convert_eod_checkpoint.py "
+     "converts state_dicts laid out as the reference's)"),
     (r"\.venv/bin/python tools/longtail_study\.py .*", "run",
      ["--seeds", "0", "--losses", "focal", "--max-iter", "2", "--output-dir", "{tmp}", *TINY_SYNTHETIC]),
     (r"\.venv/bin/python tools/benchmark_loss\.py .*", "run",
