@@ -326,3 +326,45 @@ def test_test_pad_to_pads_inference_input_at_bottom_right_and_keeps_the_image_si
     model.train()
     images = model.preprocess_image([{"image": image}])
     assert images.tensor.shape[-2:] != (96, 128)
+
+
+def test_clipping_before_nms_drops_boxes_outside_the_image_before_the_top_k():
+    # one 4x4 level of 8-px anchors, A = 1, K = 1, image 32x32; the best-scoring anchor's box is
+    # moved entirely outside the image by its deltas
+    anchor_generator = DefaultAnchorGenerator(sizes=[[8]], aspect_ratios=[1.0], strides=[8], offset=0.5)
+    scores = torch.linspace(0.1, 0.9, 16).reshape(1, 1, 4, 4)
+    logits = torch.logit(scores)
+    deltas = torch.zeros(1, 4, 4, 4)
+    deltas[0, 0, 3, 3] = 10.0  # dx = 10 widths: x moves by 80 px, out of the 32-px image
+    images = ImageList(torch.zeros(1, 3, 32, 32), [(32, 32)])
+    features = [torch.zeros(1, 8, 4, 4)]
+    results = {}
+    for clip in (False, True):
+        model = improved_model(
+            anchor_generator=anchor_generator, head_in_features=["p3"], test_topk_candidates=1,
+            clip_boxes_before_nms=clip, num_classes=1,
+        )
+        model.eval()
+        (results[clip],) = model.forward_inference(images, features, ([logits], [deltas]))
+    # without clipping the top-1 candidate is the outside box (score 0.9), with it the next one
+    torch.testing.assert_close(results[False].scores, torch.tensor([0.9]))
+    torch.testing.assert_close(results[True].scores, scores.flatten()[14:15])
+    assert (results[True].pred_boxes.tensor <= 32).all()
+
+
+def test_clipping_before_nms_needs_no_score_threshold():
+    with pytest.raises(ValueError, match="test_score_thresh=None"):
+        improved_model(clip_boxes_before_nms=True, test_score_thresh=0.05)
+
+
+def test_fpn_pads_batches_to_the_configured_size_divisibility():
+    from efl.modeling import FPNWithLateralTop
+
+    cfg = LazyConfig.load(SMALL_CONFIG).model.backbone
+    assert instantiate(cfg).size_divisibility == 32  # Detectron2's: the coarsest input stride
+    cfg.size_divisibility = 64
+    assert instantiate(cfg).size_divisibility == 64
+    cfg.size_divisibility = 48
+    with pytest.raises(ValueError, match="multiple of the coarsest input stride 32"):
+        instantiate(cfg)
+    assert FPNWithLateralTop is type(instantiate(LazyConfig.load(SMALL_CONFIG).model.backbone))

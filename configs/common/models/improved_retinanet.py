@@ -37,6 +37,8 @@ model = L(ImprovedRetinaNet)(
         top_block=L(LastLevelP6P7FromLateral)(
             in_channels="${..out_channels}", out_channels="${..out_channels}", num_levels=2
         ),
+        # the reference pads batches to 64 (Detectron2: 32); it moves detections near the borders
+        size_divisibility=64,
     ),
     head=L(RetinaNetHeadWithIoU)(
         input_shape=[ShapeSpec(channels=256)] * 5,
@@ -68,6 +70,8 @@ model = L(ImprovedRetinaNet)(
     test_score_thresh=None,
     test_topk_candidates=6000,
     test_nms_thresh=0.5,
+    # as the reference: boxes clipped to the image and empty ones dropped before top-k and NMS
+    clip_boxes_before_nms=True,
     max_detections_per_image=300,
     # RGB, ImageNet mean/std on 0-255 pixels (torchvision-pretrained ResNet).
     pixel_mean=[123.675, 116.28, 103.53],

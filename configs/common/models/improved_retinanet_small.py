@@ -36,6 +36,8 @@ model.backbone.bottom_up = L(ResNet)(
 )
 model.backbone.out_channels = 32
 model.backbone.top_block = None
+# 160-px images: pad to the coarsest stride (32) only, not to the reference's 64
+model.backbone.size_divisibility = None
 model.head.input_shape = [ShapeSpec(channels=32)] * 3
 model.head.conv_dims = [32, 32]
 model.anchor_generator.sizes = [[s * 3, s * 4] for s in [8, 16, 32]]

@@ -57,6 +57,8 @@ model = L(ImprovedRetinaNet)(
     max_detections_per_image=300,
     # the reference tests on a 640 x 640 canvas, image at the top-left
     test_pad_to=(640, 640),
+    # as the reference: boxes clipped to the image and empty ones dropped before top-k and NMS
+    clip_boxes_before_nms=True,
     # BGR, 0-255, no normalisation (trained from scratch)
     pixel_mean=[0.0, 0.0, 0.0],
     pixel_std=[1.0, 1.0, 1.0],

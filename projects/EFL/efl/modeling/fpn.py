@@ -1,7 +1,7 @@
 """FPN whose extra levels start from the C5 lateral, as in the EFL improved baseline.
 
 Detectron2's ``LastLevelP6P7`` takes raw C5 (or P5) and puts a ReLU between P6 and P7. The improved
-baseline (EFL_SPEC.md §5.1, §8.12) computes P6 with a stride-2 conv on the 256-channel *lateral*
+baseline (docs/improved_baseline.md) computes P6 with a stride-2 conv on the 256-channel *lateral*
 output of C5 and P7 from P6 with no ReLU in between. Detectron2's FPN does not expose that lateral,
 so this module overrides ``FPN.forward``; everything else (names ``p3``..., strides, size
 divisibility, weight layout of the lateral/output convs) is Detectron2's.
@@ -50,9 +50,25 @@ class LastLevelP6P7FromLateral(nn.Module):
 class FPNWithLateralTop(FPN):
     """
     Detectron2's FPN, except that (1) the top block receives the lateral output of the coarsest
-    input, and (2) the top-down path upsamples to the exact size of the finer level, so inputs
-    whose size is not a multiple of the coarsest stride still work.
+    input, (2) the top-down path upsamples to the exact size of the finer level, so inputs
+    whose size is not a multiple of the coarsest stride still work, and (3) the batch padding
+    (``size_divisibility``) can be set: the reference pads to 64, Detectron2 to the coarsest
+    input stride (32), and the padding changes the detections near the right and bottom borders.
     """
+
+    def __init__(self, *, size_divisibility=None, **kwargs):
+        """
+        Args:
+            size_divisibility: pad batches to a multiple of this; None keeps Detectron2's choice.
+            kwargs: the arguments of ``detectron2.modeling.backbone.FPN``.
+        """
+        super().__init__(**kwargs)
+        if size_divisibility is not None:
+            input_stride = self._size_divisibility  # Detectron2's: the coarsest input stride
+            if size_divisibility % input_stride:
+                raise ValueError(f"size_divisibility {size_divisibility} must be a multiple of the "
+                                 f"coarsest input stride {input_stride}")
+            self._size_divisibility = int(size_divisibility)
 
     def forward(self, x):
         bottom_up_features = self.bottom_up(x)

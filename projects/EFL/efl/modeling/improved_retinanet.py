@@ -59,6 +59,7 @@ class ImprovedRetinaNet(RetinaNet):
         test_nms_thresh: float = 0.5,
         max_detections_per_image: int = 300,
         test_pad_to: Optional[Tuple[int, int]] = None,
+        clip_boxes_before_nms: bool = False,
         pixel_mean,
         pixel_std,
         input_format: str = "BGR",
@@ -82,6 +83,9 @@ class ImprovedRetinaNet(RetinaNet):
             max_detections_per_image: detections kept per image after NMS.
             test_pad_to: (H, W): in inference, pad every batch to at least this size (YOLOX-IP
                 tests on a 640 x 640 canvas); None pads to the backbone's size divisibility only.
+            clip_boxes_before_nms: as the reference, clip each level's decoded boxes to the image
+                and drop the empty ones before the top-k and NMS (Detectron2 clips after NMS);
+                needs ``test_score_thresh=None``.
         """
         super().__init__(
             backbone=backbone,
@@ -109,6 +113,9 @@ class ImprovedRetinaNet(RetinaNet):
         self.iou_loss = iou_loss
         self.normalizer = normalizer
         self.test_pad_to = tuple(test_pad_to) if test_pad_to else None
+        if clip_boxes_before_nms and test_score_thresh is not None:
+            raise ValueError("clip_boxes_before_nms=True needs test_score_thresh=None")
+        self.clip_boxes_before_nms = clip_boxes_before_nms
 
     @classmethod
     def from_config(cls, cfg):
@@ -242,14 +249,24 @@ class ImprovedRetinaNet(RetinaNet):
         # Without a threshold every (anchor, class) pair is a candidate: take the top-k of the
         # flattened (HWA*K) scores directly instead of listing all pairs with nonzero().
         num_classes = pred_scores.shape[1]
+        if self.clip_boxes_before_nms:
+            # decode every anchor of the level (HWA x 4, small next to HWA x K scores), clip, and
+            # keep the non-empty boxes as the only candidates
+            boxes = Boxes(self.box2box_transform.apply_deltas(pred_deltas, anchors.tensor))
+            boxes.clip(image_size)
+            keep = boxes.nonempty(threshold=0.0)
+            pred_scores, all_boxes = pred_scores[keep], boxes.tensor[keep]
         flat_scores = pred_scores.flatten()
         num_topk = min(topk_candidates, flat_scores.numel())
         scores, flat_idxs = flat_scores.topk(num_topk)  # sorted, descending
         anchor_idxs = flat_idxs // num_classes
         classes_idxs = flat_idxs % num_classes
-        pred_boxes = self.box2box_transform.apply_deltas(
-            pred_deltas[anchor_idxs], anchors.tensor[anchor_idxs]
-        )
+        if self.clip_boxes_before_nms:
+            pred_boxes = all_boxes[anchor_idxs]
+        else:
+            pred_boxes = self.box2box_transform.apply_deltas(
+                pred_deltas[anchor_idxs], anchors.tensor[anchor_idxs]
+            )
         return Instances(
             image_size, pred_boxes=Boxes(pred_boxes), scores=scores, pred_classes=classes_idxs
         )
