@@ -71,3 +71,8 @@ def test_list_items_are_addressed_by_index_in_range(load_cfg):
 def test_a_key_below_a_plain_value_is_an_error(load_cfg):
     with pytest.raises(OverrideError, match="'train.max_iter' is a value"):
         apply_overrides(load_cfg(), ["train.max_iter.x=1"])
+
+
+def test_a_flag_among_the_overrides_is_an_error_saying_where_flags_go(load_cfg):
+    with pytest.raises(OverrideError, match="overrides are path.key=value and come after the flags"):
+        apply_overrides(load_cfg(), ["train.max_iter=3", "--num-gpus", "2"])

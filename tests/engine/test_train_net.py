@@ -184,6 +184,18 @@ def test_eval_only_refuses_a_checkpoint_of_another_class_count(trained, tiny_dat
     assert not list(tmp_path.rglob("final_results.json"))
 
 
+def test_a_worker_error_ends_a_two_process_run_with_its_message_and_no_launcher_traceback(
+        trained, tiny_data, tmp_path):
+    state = load_checkpoint(Path(trained) / "model_final.pth")
+    state["model"] = {k: v for k, v in state["model"].items() if not k.startswith("head.cls_score")}
+    path = tmp_path / "no_classifier.pth"
+    torch.save(state, path)
+    proc = run_train_net(tiny_data, tmp_path, "--eval-only", "--num-gpus", "2", "--dist-url", "auto",
+                         f"train.init_checkpoint={path}", returncode=1)
+    assert f"{path} does not match the model: 2 model weight(s) not in the file: head.cls_score" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
 def test_console_is_quiet_and_log_txt_keeps_the_environment_config_and_model(trained):
     console = (Path(trained) / "console.txt").read_text()
     log = (Path(trained) / "log.txt").read_text()

@@ -34,22 +34,29 @@ def launch(
     Same arguments as :func:`detectron2.engine.launch`. ``num_gpus_per_machine`` counts GPUs
     with CUDA and CPU processes without it.
     """
-    if torch.cuda.is_available():
-        return d2_launch(main_func, num_gpus_per_machine, num_machines, machine_rank, dist_url,
-                         args=args, timeout=timeout)
-    world_size = num_machines * num_gpus_per_machine
-    if world_size <= 1:
-        return main_func(*args)
-    if dist_url == "auto":
-        if num_machines != 1:
-            raise ValueError("dist_url=auto is only supported on one machine; pass tcp://HOST:PORT")
-        dist_url = f"tcp://127.0.0.1:{find_free_port()}"
-    mp.spawn(
-        _cpu_worker,
-        nprocs=num_gpus_per_machine,
-        args=(main_func, world_size, num_gpus_per_machine, machine_rank, dist_url, args, timeout),
-        daemon=False,
-    )
+    try:
+        if torch.cuda.is_available():
+            return d2_launch(main_func, num_gpus_per_machine, num_machines, machine_rank, dist_url,
+                             args=args, timeout=timeout)
+        world_size = num_machines * num_gpus_per_machine
+        if world_size <= 1:
+            return main_func(*args)
+        if dist_url == "auto":
+            if num_machines != 1:
+                raise ValueError("dist_url=auto is only supported on one machine; pass tcp://HOST:PORT")
+            dist_url = f"tcp://127.0.0.1:{find_free_port()}"
+        mp.spawn(
+            _cpu_worker,
+            nprocs=num_gpus_per_machine,
+            args=(main_func, world_size, num_gpus_per_machine, machine_rank, dist_url, args, timeout),
+            daemon=False,
+        )
+    except mp.ProcessExitedException as e:
+        # A worker that exits with a status (sys.exit after logging its error) has said why in its
+        # log; the launcher's own traceback would only bury that message. A signal is reported.
+        if not e.exit_code or e.exit_code < 0:
+            raise
+        raise SystemExit(e.exit_code) from None
 
 
 def _cpu_worker(local_rank, main_func, world_size, num_gpus_per_machine, machine_rank, dist_url,

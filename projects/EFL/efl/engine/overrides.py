@@ -119,8 +119,16 @@ def apply_overrides(cfg, overrides):
     ``LazyConfig.apply_overrides``. Returns ``cfg``, changed in place."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    from hydra.errors import OverrideParseException
+
     overrides = list(overrides or [])
-    for override in OverridesParser.create().parse_overrides(overrides):
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except OverrideParseException as e:
+        # e.g. a flag written after the overrides, which argparse leaves among them
+        raise OverrideError(f"cannot parse the overrides {overrides}: {e.message.splitlines()[0]} "
+                            "(overrides are path.key=value and come after the flags)") from None
+    for override in parsed:
         check_override_key(cfg, override.key_or_group,
                            adding=override.is_add() or override.is_force_add())
     return LazyConfig.apply_overrides(cfg, overrides)
