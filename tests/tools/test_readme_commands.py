@@ -175,3 +175,15 @@ def test_readme_override_examples_name_existing_keys():
         "train.init_checkpoint_partial=True", "train.eval_invalid_boxes=report"])
     cfg = train_net.load_config(args)
     assert cfg.dataloader.train.total_batch_size == 8 and cfg.train.init_checkpoint_partial is True
+
+
+def test_every_tool_script_is_executable_in_git_with_a_shebang():
+    listing = subprocess.run(["git", "ls-files", "-s", "tools"], cwd=REPO, capture_output=True, text=True,
+                             check=True).stdout.splitlines()
+    modes = {line.split("\t")[1]: line.split()[0] for line in listing}
+    scripts = [path for path in modes if path.endswith(".py")
+               and 'if __name__ == "__main__":' in (REPO / path).read_text()]
+    assert "tools/train_net.py" in scripts
+    for path in scripts:
+        assert modes[path] == "100755", f"{path} is not executable in git"
+        assert (REPO / path).read_text().startswith("#!/usr/bin/env python"), f"{path} has no shebang"
