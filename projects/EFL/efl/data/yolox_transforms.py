@@ -205,18 +205,23 @@ def mixup(image, boxes, classes, partner_canvas, partner_boxes, partner_classes,
     """
     target_h, target_w = image.shape[:2]
     x0, y0 = offset
-    # the crop of the canvas zero-padded to at least the image's size, without building the pad
-    crop = np.zeros_like(image)
     patch = partner_canvas[y0:y0 + target_h, x0:x0 + target_w]
-    crop[: patch.shape[0], : patch.shape[1]] = patch
+    if patch.shape == image.shape:  # the canvas covers the image: the crop is a view
+        crop = patch
+    else:  # the crop of the canvas zero-padded to the image's size, without building the pad
+        crop = np.zeros_like(image)
+        crop[: patch.shape[0], : patch.shape[1]] = patch
     moved = _clip(partner_boxes - np.array([x0, y0, x0, y0], dtype=np.float64), target_w, target_h)
     keep = box_candidates(partner_boxes, moved, min_size=5.0)
     if not keep.any():
         return image, boxes, classes
-    # floor((a + b) / 2): the reference's float blend 0.5 a + 0.5 b truncated to uint8
-    blended = ((image.astype(np.uint16) + crop) >> 1).astype(np.uint8)
+    # floor((a + b) / 2), the reference's float blend 0.5 a + 0.5 b truncated to uint8, in uint8
+    # without overflow: (a & b) + ((a ^ b) >> 1) (the common bits plus half of the others)
+    half_difference = cv2.bitwise_xor(image, crop)
+    half_difference >>= 1
+    blended = cv2.add(cv2.bitwise_and(image, crop), half_difference, dst=half_difference)
     return (
-        blended,
+        blended.reshape(image.shape),  # OpenCV drops a single channel axis
         np.concatenate([boxes.reshape(-1, 4), moved[keep]]),
         np.concatenate([classes, partner_classes[keep]]),
     )
@@ -227,12 +232,15 @@ def hsv_jitter(image, gains):
     Multiply hue, saturation and value of a BGR image by ``gains`` (3,) through look-up tables
     (OpenCV's 8-bit HSV: hue in [0, 180) wraps around, saturation and value saturate at 255).
     """
-    hue, sat, val = cv2.split(cv2.cvtColor(image, cv2.COLOR_BGR2HSV))
     x = np.arange(256, dtype=np.float64)
-    lut_hue = ((x * gains[0]) % 180).astype(np.uint8)
-    lut_sat = np.clip(x * gains[1], 0, 255).astype(np.uint8)
-    lut_val = np.clip(x * gains[2], 0, 255).astype(np.uint8)
-    hsv = cv2.merge((cv2.LUT(hue, lut_hue), cv2.LUT(sat, lut_sat), cv2.LUT(val, lut_val)))
+    # one (256, 1, 3) table: cv2.LUT maps each channel through its own column, in place, so the
+    # image is never split into planes nor merged back
+    lut = np.empty((256, 1, 3), dtype=np.uint8)
+    lut[:, 0, 0] = (x * gains[0]) % 180
+    lut[:, 0, 1] = np.clip(x * gains[1], 0, 255)
+    lut[:, 0, 2] = np.clip(x * gains[2], 0, 255)
+    hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
+    cv2.LUT(hsv, lut, dst=hsv)
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
 
 
