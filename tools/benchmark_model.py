@@ -1,18 +1,21 @@
 #!/usr/bin/env python
 """Training-iteration time, peak training memory and inference time per image of the improved
-baseline (configs/common/models/improved_retinanet.py) and of Detectron2's RetinaNet (its model-zoo
-LazyConfig) with the same ResNet backbone (torchvision layout, FrozenBN, stem and res2 frozen),
-the same number of classes and the same random inputs, measured in one run.
+baseline (configs/common/models/improved_retinanet.py), of Detectron2's RetinaNet (its model-zoo
+LazyConfig) with the same ResNet backbone (torchvision layout, FrozenBN, stem and res2 frozen) and
+of YOLOX-IP-S (configs/common/models/yolox_ip.py: CSPDarknet + PAFPN, BN, trained from scratch),
+with the same number of classes and the same random inputs, measured in one run. YOLOX-IP-S
+infers on the same images as the others here (no padding to 640 x 640); --depth sets the ResNets.
 
 Training iteration = forward + backward + SGD step, median over --repeats after one warm-up; the
-two models alternate step by step so that load changes on a shared machine hit both alike.
+models alternate step by step so that load changes on a shared machine hit both alike.
 Inference = eval-mode forward of the same batch (NMS and post-processing included), per image.
 Memory of a training step (after a warm-up step): on CUDA, torch.cuda.max_memory_allocated; on
 CPU, the peak RSS growth of a fresh subprocess per model above its RSS once model and inputs exist.
-Both models are randomly initialised (nothing is downloaded).
+All models are randomly initialised (nothing is downloaded).
 
     python tools/benchmark_model.py                              # CPU (or CUDA when present)
     python tools/benchmark_model.py --depth 50 --size 512 --num-images 2 --json bench.json
+    python tools/benchmark_model.py --models improved_retinanet yolox_ip_s   # a subset
 """
 import argparse
 import json
@@ -23,7 +26,7 @@ import subprocess
 import sys
 import time
 
-MODELS = ["improved_retinanet", "detectron2_retinanet"]
+MODELS = ["improved_retinanet", "detectron2_retinanet", "yolox_ip_s"]
 
 
 def build_model(name, depth, num_classes):
@@ -32,6 +35,11 @@ def build_model(name, depth, num_classes):
     from detectron2.config import LazyConfig, instantiate
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if name == "yolox_ip_s":
+        cfg = LazyConfig.load(os.path.join(root, "configs/common/models/yolox_ip.py")).model
+        cfg.num_classes = num_classes
+        cfg.test_pad_to = None  # the same images as the other models
+        return instantiate(cfg)
     if name == "improved_retinanet":
         cfg = LazyConfig.load(os.path.join(root, "configs/common/models/improved_retinanet.py")).model
     else:
@@ -133,7 +141,7 @@ def peak_train_memory_mb(name, args, device):
 def measure(args, device):
     """Rows of the table. The models alternate step by step, so that a load change on a shared
     machine affects both alike."""
-    benches = [_Bench(name, args, device) for name in MODELS]
+    benches = [_Bench(name, args, device) for name in args.models]
     train = {b.name: [] for b in benches}
     infer = {b.name: [] for b in benches}
     for bench in benches:  # warm-up
@@ -149,7 +157,7 @@ def measure(args, device):
         rows.append({
             "model": bench.name,
             "device": str(device),
-            "depth": args.depth,
+            "backbone": "CSPDarknet-S" if bench.name == "yolox_ip_s" else f"ResNet-{args.depth}",
             "images": args.num_images,
             "size": args.size,
             "num_classes": args.num_classes,
@@ -169,6 +177,9 @@ def main():
     parser.add_argument("--num-images", type=int, default=2)
     parser.add_argument("--num-classes", type=int, default=80)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=MODELS,
+                        help="the models to compare (default: all); the first ratio column is relative "
+                             "to detectron2_retinanet when it is measured, else to the first model")
     parser.add_argument("--json", help="write the table as JSON to this file")
     parser.add_argument("--worker", choices=MODELS, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -181,7 +192,7 @@ def main():
         return
 
     peaks = {}
-    for name in MODELS:
+    for name in args.models:
         if device.type == "cuda":
             peaks[name] = peak_train_memory_mb(name, args, device)
             continue
@@ -195,13 +206,15 @@ def main():
     for row in rows:
         row["train_peak_mb"] = peaks[row["model"]]
 
-    base = rows[1]
-    header = f"{'model':<22}{'train s/iter':>14}{'x d2':>7}{'train peak MB':>15}{'infer s/img':>13}{'x d2':>7}"
-    print(f"device {device}, ResNet-{args.depth}, {args.num_images} images of {args.size}x{args.size}, "
+    base = next((row for row in rows if row["model"] == "detectron2_retinanet"), rows[0])
+    x_base = "x d2" if base["model"] == "detectron2_retinanet" else "x 1st"
+    header = (f"{'model':<22}{'backbone':>14}{'train s/iter':>14}{x_base:>7}{'train peak MB':>15}"
+              f"{'infer s/img':>13}{x_base:>7}")
+    print(f"device {device}, {args.num_images} images of {args.size}x{args.size}, "
           f"{args.num_classes} classes, median of {args.repeats}")
     print(header)
     for row in rows:
-        print(f"{row['model']:<22}{row['train_iter_s']:>14.3f}{row['train_iter_s'] / base['train_iter_s']:>7.2f}"
+        print(f"{row['model']:<22}{row['backbone']:>14}{row['train_iter_s']:>14.3f}{row['train_iter_s'] / base['train_iter_s']:>7.2f}"
               f"{row['train_peak_mb']:>15.0f}{row['infer_s_per_image']:>13.3f}"
               f"{row['infer_s_per_image'] / base['infer_s_per_image']:>7.2f}")
     if args.json:

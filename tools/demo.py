@@ -6,8 +6,9 @@ print one table, and draw pictures.
     make demo                                  # = python tools/demo.py
     python tools/demo.py --max-iter 300        # a quicker, rougher run
     python tools/demo.py --skip-training       # redraw the table and pictures of a finished run
+    python tools/demo.py --family yolox        # the same with a nano YOLOX-IP and its recipe
 
-Writes under --output-dir (default ./output/demo):
+Writes under --output-dir (default ./output/demo, ./output/demo_yolox for --family yolox):
     focal/, efl/               each run's log, metrics.json, TensorBoard events, checkpoints
     results.json, results.md   the table below
     detections.png             validation images: ground truth | focal | EFL
@@ -15,29 +16,62 @@ Writes under --output-dir (default ./output/demo):
 """
 import argparse
 import json
+import math
 import os
 import time
 
 from _runs import LVIS_METRICS, REPO, markdown_table, read_results, train, user_overrides
 
-RUNS = {  # name -> config, in the order they train
-    "focal": "configs/demo/focal_synthetic_small.py",
-    "efl": "configs/demo/efl_synthetic_small.py",
+FAMILIES = {  # family -> {name -> config}, in the order they train
+    # the tiny improved baseline (RetinaNet), `make demo`
+    "improved": {
+        "focal": "configs/demo/focal_synthetic_small.py",
+        "efl": "configs/demo/efl_synthetic_small.py",
+    },
+    # a nano YOLOX-IP with the YOLOX recipe (Mosaic, MixUp, EMA, no-aug tail) scaled to 160 px
+    "yolox": {
+        "focal": "configs/demo/focal_yolox_ip_nano_synthetic.py",
+        "efl": "configs/demo/efl_yolox_ip_nano_synthetic.py",
+    },
 }
+DEFAULT_OUTPUT_DIRS = {"improved": "demo", "yolox": "demo_yolox"}
+RUNS = FAMILIES["improved"]
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output-dir", default=os.path.join(REPO, "output", "demo"))
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="improved",
+                        help="the detector family of both runs (default: improved)")
+    parser.add_argument("--output-dir", help="default: ./output/demo (improved), ./output/demo_yolox (yolox)")
     parser.add_argument("--max-iter", type=int, help="override the configs' train.max_iter")
     parser.add_argument("--skip-training", action="store_true", help="reuse finished runs in --output-dir")
     parser.add_argument("--num-pictures", type=int, default=4, help="validation images to draw")
     parser.add_argument("overrides", nargs=argparse.REMAINDER, help="key=value overrides for both runs")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.output_dir is None:
+        args.output_dir = os.path.join(REPO, "output", DEFAULT_OUTPUT_DIRS[args.family])
+    return args
+
+
+def max_iter_overrides(config, max_iter):
+    """``--max-iter`` as overrides of ``config``. A config counted in epochs (``train.epoch_iters``,
+    the YOLOX recipe) keeps its number of epochs, made shorter, so that warm-up, cosine and the
+    no-augmentation tail keep their share of the run."""
+    import efl  # noqa: F401  (compatibility fixes before detectron2)
+    from detectron2.config import LazyConfig
+    from omegaconf import OmegaConf
+
+    cfg = LazyConfig.load(os.path.join(REPO, config))
+    epoch_iters = OmegaConf.select(cfg, "train.epoch_iters", default=None)
+    if not epoch_iters:
+        return [f"train.max_iter={max_iter}"]
+    epochs = cfg.train.max_iter // epoch_iters
+    epoch_iters = max(1, math.ceil(max_iter / epochs))
+    return [f"train.max_iter={epochs * epoch_iters}", f"train.epoch_iters={epoch_iters}"]
 
 
 def train_and_evaluate(name, config, output_dir, args):
-    overrides = [f"train.max_iter={args.max_iter}"] if args.max_iter else []
+    overrides = max_iter_overrides(config, args.max_iter) if args.max_iter else []
     seconds = train(config, os.path.join(output_dir, name), overrides + args.overrides)
     print(f"==> [{name}] done in {seconds:.0f} s", flush=True)
 
@@ -50,7 +84,7 @@ def format_table(results):
     return markdown_table(["loss", *LVIS_METRICS, "train + eval time"], rows)
 
 
-def pictures(output_dir, num_pictures, overrides):
+def pictures(output_dir, num_pictures, overrides, runs=RUNS):
     import torch
     from detectron2.config import instantiate
     from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -61,7 +95,7 @@ def pictures(output_dir, num_pictures, overrides):
 
     models = {name: load_trained_model(os.path.join(REPO, config),
                                        os.path.join(output_dir, name, "model_final.pth"), overrides)
-              for name, config in RUNS.items()}
+              for name, config in runs.items()}
     cfg = next(iter(models.values()))[0]
     test_name = cfg.dataloader.test.dataset.names
     train_name = cfg.dataloader.train.dataset.names
@@ -105,19 +139,20 @@ def _save_png(rgb, path):
 def main():
     args = parse_args()
     args.overrides = user_overrides(args.overrides)
+    runs = FAMILIES[args.family]
     os.makedirs(args.output_dir, exist_ok=True)
     start = time.time()
     if not args.skip_training:
-        for name, config in RUNS.items():
+        for name, config in runs.items():
             train_and_evaluate(name, config, args.output_dir, args)
 
-    results = {name: read_results(os.path.join(args.output_dir, name)) for name in RUNS}
+    results = {name: read_results(os.path.join(args.output_dir, name)) for name in runs}
     table = format_table(results)
     with open(os.path.join(args.output_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     with open(os.path.join(args.output_dir, "results.md"), "w") as f:
         f.write(table + "\n")
-    detections_png, statistics_png = pictures(args.output_dir, args.num_pictures, args.overrides)
+    detections_png, statistics_png = pictures(args.output_dir, args.num_pictures, args.overrides, runs)
     print("\nLVIS box AP on the synthetic long-tailed validation set (max 300 detections per image); "
           "same detector, schedule and seed:\n")
     print(table)
