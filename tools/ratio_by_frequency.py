@@ -5,7 +5,8 @@ against its number of training images: does it rise with frequency, as on LVIS (
 
 Reads, per run, the loss buffers saved at the end of training
 (`<output_dir>/efl_statistics/rank0.pth`, `pos_grad` / `neg_grad`) and the training set's metadata
-(`class_image_count`, `class_frequency`; the dataset named in `<output_dir>/config.yaml`). A focal
+(the categories' `image_count` and `frequency` in the LVIS json of the dataset named in
+`<output_dir>/config.yaml`). A focal
 run (scale_factor 0) measures the imbalance without EFL acting on it.
 
     python tools/ratio_by_frequency.py --run default=/tmp/runs/focal_default \\
@@ -27,27 +28,35 @@ BUCKET_COLORS = {"r": "tab:red", "c": "tab:orange", "f": "tab:blue"}
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", action="append", required=True, metavar="LABEL=OUTPUT_DIR",
-                        help="a finished training run (repeat for several)")
+    parser.add_argument("--run", action="append", required=True, metavar="LABEL=OUTPUT_DIR[,TRAIN_JSON]",
+                        help="a finished training run (repeat for several); TRAIN_JSON, the training set's "
+                             "LVIS json, for a set that `import efl.data` does not register")
     parser.add_argument("--output", help="PNG to write (default: no figure)")
     parser.add_argument("--title", default="Focal loss: accumulated positive / negative gradient per class")
     args = parser.parse_args(argv)
     runs = []
     for item in args.run:
-        label, sep, directory = item.partition("=")
+        label, sep, value = item.partition("=")
+        directory, _, json_file = value.partition(",")
         if not sep or not label or not directory:
-            parser.error(f"--run {item!r}: expected LABEL=OUTPUT_DIR")
-        runs.append((label, directory))
+            parser.error(f"--run {item!r}: expected LABEL=OUTPUT_DIR[,TRAIN_JSON]")
+        runs.append((label, directory, json_file or None))
     return args, runs
 
 
 def train_dataset_name(output_dir):
-    from omegaconf import OmegaConf
+    import yaml
 
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    # The saved config holds Python objects (ShapeSpec, ...); only plain fields are read here.
+    _Loader.add_multi_constructor("tag:yaml.org,2002:python/", lambda loader, suffix, node: None)
     path = os.path.join(output_dir, "config.yaml")
     if not os.path.exists(path):
         raise SystemExit(f"{path} is missing: {output_dir} is not a training run's output directory")
-    names = OmegaConf.load(path).dataloader.train.dataset.names
+    with open(path) as f:
+        names = yaml.load(f, Loader=_Loader)["dataloader"]["train"]["dataset"]["names"]
     if not isinstance(names, str):
         if len(names) != 1:
             raise SystemExit(f"{path}: dataloader.train.dataset.names = {list(names)}; expected one dataset")
@@ -73,26 +82,32 @@ def load_ratio(output_dir):
     return pos / (neg + 1e-10), int(state["iteration"]) + 1
 
 
-def class_table(dataset_name, num_classes):
-    """Per class: training image count, LVIS bucket, and whether it is a fine-grained sibling."""
+def training_json(dataset_name):
+    """The LVIS json of a dataset registered by `import efl.data`."""
+    import efl.data  # noqa: F401  (compatibility fixes before detectron2; registers the synthetic sets)
     from detectron2.data import MetadataCatalog
 
-    import efl.data  # noqa: F401  (registers the synthetic sets' metadata)
+    json_file = MetadataCatalog.get(dataset_name).get("json_file", None)
+    if not json_file:
+        raise SystemExit(f"{dataset_name} is not registered by `import efl.data`: give its training json "
+                         "as --run LABEL=OUTPUT_DIR,TRAIN_JSON")
+    if not os.path.exists(json_file):
+        raise SystemExit(f"{json_file} ({dataset_name}) is missing: the run cannot have trained on it here")
+    return json_file
 
-    metadata = MetadataCatalog.get(dataset_name)
-    by_id = {c["id"]: c["image_count"] for c in metadata.class_image_count}
-    if sorted(by_id) != list(range(1, num_classes + 1)):
-        raise SystemExit(f"{dataset_name}: class ids {sorted(by_id)[:3]}... do not match the loss's "
+
+def class_table(json_file, num_classes):
+    """Per class, from the training json's categories: training image count, LVIS bucket, and
+    whether it is a fine-grained sibling (a `parent_id`)."""
+    with open(json_file) as f:
+        categories = {c["id"]: c for c in json.load(f)["categories"]}
+    if sorted(categories) != list(range(1, num_classes + 1)):
+        raise SystemExit(f"{json_file}: category ids {sorted(categories)[:3]}... do not match the loss's "
                          f"{num_classes} classes")
-    counts = np.array([by_id[k] for k in range(1, num_classes + 1)], dtype=float)
-    buckets = np.array(metadata.class_frequency)
-    siblings = np.zeros(num_classes, bool)
-    json_file = metadata.get("json_file", None)
-    if json_file and os.path.exists(json_file):
-        with open(json_file) as f:
-            categories = json.load(f)["categories"]
-        for c in categories:
-            siblings[c["id"] - 1] = c.get("parent_id") is not None
+    ordered = [categories[k] for k in range(1, num_classes + 1)]
+    counts = np.array([c["image_count"] for c in ordered], dtype=float)
+    buckets = np.array([c["frequency"] for c in ordered])
+    siblings = np.array([c.get("parent_id") is not None for c in ordered])
     return counts, buckets, siblings
 
 
@@ -181,9 +196,10 @@ def plot(path, panels, title):
 def main(argv=None):
     args, runs = parse_args(argv)
     rows, panels = [], []
-    for label, directory in runs:
+    for label, directory, json_file in runs:
         ratio, iteration = load_ratio(directory)
-        counts, buckets, siblings = class_table(train_dataset_name(directory), len(ratio))
+        counts, buckets, siblings = class_table(json_file or training_json(train_dataset_name(directory)),
+                                                len(ratio))
         row = summarize(label, ratio, counts, buckets, iteration)
         rows.append(row)
         panels.append({"label": label, "ratio": ratio, "counts": counts, "buckets": buckets,
