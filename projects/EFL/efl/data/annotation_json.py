@@ -95,7 +95,8 @@ def dicts_from_annotation_json(dataset, json_file, image_root, *, category_id_ma
     """
     Detectron2 dataset dicts (boxes in ``BoxMode.XYWH_ABS``, sorted by image id) of a file read by
     :func:`read_annotation_json`. Each annotation keeps its json ``id`` and ``file_category_id`` (the
-    dataset checks name them in errors and remove them). Categories are not checked here: ``check_dataset_dicts`` does that.
+    dataset checks name them in errors and remove them). Categories are not checked here:
+    ``check_dataset_dicts`` does that.
 
     Args:
         dataset: the parsed file.
