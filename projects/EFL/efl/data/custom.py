@@ -187,13 +187,35 @@ def _num_classes(name):
 
 
 def _resolve_dataset(name, json_file, image_root, frequency_json=None):
+    for what, value in (("annotation file", json_file), ("image root", image_root)):
+        if not value:
+            raise ValueError(f"dataset {name}: no {what} given; set the config's dataset.* paths by "
+                             "override (e.g. dataset.train_json=/data/mine/train.json)")
     return register_lvis_format_dataset(name, json_file, image_root, frequency_json=frequency_json or None)
 
 
+def _rfs_iterations(name, epochs, total_batch_size, repeat_thresh, sqrt, rounding):
+    """Iterations of ``epochs`` epochs of the repeat-factor-expanded training set ``name``
+    (what train_net loads: images without annotations left out)."""
+    from detectron2.data import get_detection_dataset_dicts
+
+    from .repeat_factor import expanded_epoch_length, iterations_for_epochs, repeat_factors_from_category_frequency
+
+    factors = repeat_factors_from_category_frequency(
+        get_detection_dataset_dicts(name), repeat_thresh=float(repeat_thresh), sqrt=bool(sqrt), rounding=rounding
+    )
+    return iterations_for_epochs(expanded_epoch_length(factors), epochs=int(epochs),
+                                 total_batch_size=int(total_batch_size))
+
+
+# A config can so take its dataset paths as overrides and still hand plain names and numbers to
+# Detectron2 and to tools/train_net.py:
 # ``${efl.lvis_format_dataset:NAME,JSON,IMAGE_ROOT[,FREQUENCY_JSON]}`` registers and gives NAME;
-# ``${efl.num_classes:NAME}`` gives the class count of a registered dataset. A config can so take
-# its dataset paths as overrides and still hand plain names to Detectron2 and to tools/train_net.py.
-if not OmegaConf.has_resolver("efl.lvis_format_dataset"):
-    OmegaConf.register_new_resolver("efl.lvis_format_dataset", _resolve_dataset)
-if not OmegaConf.has_resolver("efl.num_classes"):
-    OmegaConf.register_new_resolver("efl.num_classes", _num_classes)
+# ``${efl.num_classes:NAME}`` the class count of a registered dataset;
+# ``${efl.rfs_iterations:NAME,EPOCHS,BATCH,THRESH,SQRT,ROUNDING}`` the iterations of EPOCHS epochs
+# of its repeat-factor-expanded list (loaded once: the result is cached).
+for _name, _resolver, _cache in (("efl.lvis_format_dataset", _resolve_dataset, False),
+                                 ("efl.num_classes", _num_classes, False),
+                                 ("efl.rfs_iterations", _rfs_iterations, True)):
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _resolver, use_cache=_cache)

@@ -73,7 +73,8 @@ def spec_problem(spec):
         if total < num_images:
             return argument, (
                 f"{num_images} {split} images need at least {num_images} class occurrences (one object "
-                f"each), but {spec.num_classes} classes give {total}: use fewer images or more classes "
+                f"each), but {spec.num_classes} class{'es' if spec.num_classes != 1 else ''} give {total}: use fewer "
+                "images or more classes "
                 "(--num-classes)")
         if total > num_images * most:
             return argument, (
