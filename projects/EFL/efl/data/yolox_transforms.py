@@ -265,8 +265,11 @@ def resize_longest_side_and_pad(image, boxes, classes, size):
     if resized.ndim == 2:
         resized = resized[:, :, None]
     rh, rw = resized.shape[:2]
-    padded = np.zeros((max(size, rh), max(size, rw), image.shape[2]), dtype=np.uint8)
-    padded[:rh, :rw] = resized
+    if rh >= size and rw >= size:  # a square input (after Mosaic) needs no padding
+        padded = resized
+    else:
+        padded = np.zeros((max(size, rh), max(size, rw), image.shape[2]), dtype=np.uint8)
+        padded[:rh, :rw] = resized
     boxes = boxes * s
     keep = ((boxes[:, 2] - boxes[:, 0]) > 1) & ((boxes[:, 3] - boxes[:, 1]) > 1)
     return padded, boxes[keep], classes[keep]
