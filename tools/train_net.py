@@ -53,8 +53,10 @@ from efl.engine import (
 )
 from efl.engine.checkpoint import CheckpointError
 from efl.engine.divergence import TrainingDivergedError, explain_divergence
+from efl.engine.ema import build_ema_hooks
 from efl.engine.ground_truth import GroundTruthError, audit_evaluation_ground_truth, describe_audit
 from efl.engine.overrides import OVERRIDE_HELP, OverrideError, apply_overrides
+from efl.engine.no_aug_switch import build_no_aug_switch
 from efl.engine.results import evaluation_output_dir
 from efl.engine.run_setup import FILE_ONLY, setup_run
 
@@ -205,16 +207,23 @@ def do_train(args, cfg, ground_truth=()):
         model, cfg.train.output_dir, trainer=trainer,
         load_mode="partial" if cfg.train.init_checkpoint_partial else "init")
 
+    # YOLOX-IP: an EMA of the weights (saved as checkpointable "ema", used for evaluation) and
+    # the switch to the no-augmentation loader for the last epochs; nothing without train.ema /
+    # train.no_aug_epochs. The EMA hook runs before the checkpointer and the evaluation.
+    ema_hooks, evaluation_weights = build_ema_hooks(cfg, model, checkpointer)
     last_results = {}
 
     def test_and_keep():
         last_results.clear()
-        last_results.update(do_test(cfg, model, ground_truth))
+        with evaluation_weights():
+            last_results.update(do_test(cfg, model, ground_truth))
         return dict(last_results)
 
     trainer.register_hooks([
         hooks.IterationTimer(),
         hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
+        *ema_hooks,
+        build_no_aug_switch(cfg),
         statistics_hook(cfg, model),
         hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer) if comm.is_main_process() else None,
         hooks.EvalHook(cfg.train.eval_period, test_and_keep),
@@ -238,9 +247,13 @@ def do_eval(cfg, checkpoint, ground_truth=()):
     model = instantiate(cfg.model)
     model.to(cfg.train.device)
     model = create_ddp_model(model)
-    # Evaluation accepts only weights that fit the model exactly.
-    AtomicDetectionCheckpointer(model, load_mode="strict").load(checkpoint)
-    return do_test(cfg, model, ground_truth)
+    # Evaluation accepts only weights that fit the model exactly; with train.ema it evaluates
+    # the checkpoint's EMA weights (the model's own, with a warning, when the file has none).
+    checkpointer = AtomicDetectionCheckpointer(model, load_mode="strict")
+    _, evaluation_weights = build_ema_hooks(cfg, model, checkpointer)
+    checkpointer.load(checkpoint)
+    with evaluation_weights():
+        return do_test(cfg, model, ground_truth)
 
 
 def main(args):
