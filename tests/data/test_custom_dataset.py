@@ -175,3 +175,16 @@ def test_custom_config_takes_the_paths_as_overrides(coco_set):
     assert cfg.train.checkpointer.period == 12 and cfg.train.max_iter == 24 * 12
     test_dicts = instantiate(cfg.dataloader.test.dataset)
     assert len(test_dicts) == 4 and test_dicts[0]["image_id"] == 1000
+
+
+def test_evaluation_ground_truth_audit_reads_a_coco_format_set(coco_set):
+    # tools/train_net.py audits the evaluation set before any run; a COCO file (no coco_url, ids
+    # with gaps) must be read with the dataset's own id mapping, not Detectron2's LVIS loader
+    from efl.engine.ground_truth import audit_evaluation_ground_truth
+
+    root, train, val = coco_set
+    register_lvis_format_dataset("efl_test_custom_val", val, os.path.join(root, "images"),
+                                 frequency_json=train)
+    (report,) = audit_evaluation_ground_truth("efl_test_custom_val")
+    # 4 images: "cat" in each, "person" in 3, "toothbrush" in 1; the crowd box is not ground truth
+    assert (report["boxes"], report["clipped"], report["dropped"]) == (8, 0, 0)

@@ -76,3 +76,15 @@ def test_a_key_below_a_plain_value_is_an_error(load_cfg):
 def test_a_flag_among_the_overrides_is_an_error_saying_where_flags_go(load_cfg):
     with pytest.raises(OverrideError, match="overrides are path.key=value and come after the flags"):
         apply_overrides(load_cfg(), ["train.max_iter=3", "--num-gpus", "2"])
+
+
+def test_key_whose_value_is_missing_can_be_set(load_cfg):
+    # a config may leave a value for the user to give ("???"): `key in cfg` is False for it
+    from omegaconf import MISSING, OmegaConf
+
+    cfg = load_cfg()
+    cfg.dataset = OmegaConf.create({"train_json": MISSING})
+    apply_overrides(cfg, ["dataset.train_json=/data/train.json"])
+    assert cfg.dataset.train_json == "/data/train.json"
+    with pytest.raises(OverrideError, match="did you mean 'dataset.train_json'"):
+        apply_overrides(cfg, ["dataset.train_jsn=/data/train.json"])

@@ -41,16 +41,19 @@ def _quiet(*logger_names):
 
 
 def _audit_lvis_json(name, metadata):
-    from detectron2.data.datasets.lvis import load_lvis_json
-
+    from ..data import annotation_json
     from ..data.dataset_checks import check_dataset_dicts
 
     json_file = metadata.json_file
     # What the test loader gets, with each annotation's json id and its box as written; the
     # checks change the annotation dicts in place and keep the same objects. The loader and the
     # checks log what the test loader will log again: quiet here.
-    with _quiet(load_lvis_json.__module__, check_dataset_dicts.__module__):
-        records = load_lvis_json(json_file, metadata.image_root, None, extra_annotation_keys=["id"])
+    with _quiet(annotation_json.__name__, check_dataset_dicts.__module__):
+        # LVIS- or COCO-format (own datasets: efl.data.register_lvis_format_dataset), with the
+        # dataset's own mapping of file category ids when it has one
+        records, _ = annotation_json.dicts_from_annotation_json(
+            annotation_json.read_annotation_json(json_file), json_file, metadata.image_root,
+            category_id_map=metadata.get("thing_dataset_id_to_contiguous_id", None))
         written = [[(ann, ann.get("id"), list(ann["bbox"])) for ann in r["annotations"]] for r in records]
         check_dataset_dicts(records, num_classes=len(metadata.thing_classes), source=json_file,
                             check_files=False, file_category_offset=1)

@@ -99,7 +99,8 @@ def check_override_key(cfg, key, *, adding=False):
         if not isinstance(node, DictConfig):
             raise OverrideError(f"override '{key}': '{'.'.join(path)}' is a value "
                                 f"({type(node).__name__}), not a config with keys")
-        if part in node:
+        # keys() also lists keys whose value is still MISSING ("???"), which `in` does not
+        if part in node.keys():
             node = node[part] if not last else None
             continue
         if last and adding:
