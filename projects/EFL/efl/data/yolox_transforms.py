@@ -16,6 +16,7 @@ __all__ = [
     "resize_to_fit",
     "mosaic",
     "affine_matrix",
+    "source_region",
     "warp_affine",
     "mixup_partner_canvas",
     "mixup",
@@ -71,7 +72,7 @@ def resize_to_fit(image, boxes, size):
     return image, boxes * np.array([w1 / w0, h1 / h0, w1 / w0, h1 / h0])
 
 
-def mosaic(tiles, center, size):
+def mosaic(tiles, center, size, *, region=None):
     """
     Four tiles around ``center`` on a (2 size, 2 size) canvas filled with 0.
 
@@ -80,6 +81,9 @@ def mosaic(tiles, center, size):
             (`resize_to_fit`); they go top-left, top-right, bottom-left, bottom-right of the centre.
         center: (xc, yc), integers in [0, 2 size].
         size: the tile size (640).
+        region: (x0, y0, x1, y1) within the canvas: copy the tiles only there and leave the rest
+            0 (`source_region`: all that the next warp reads; the untouched part of the canvas
+            costs nothing, its memory pages are never written). None: the whole canvas.
 
     Returns:
         (image (2 size, 2 size, C), boxes (M, 4), classes (M,)). Boxes are clipped to the canvas,
@@ -88,6 +92,7 @@ def mosaic(tiles, center, size):
     """
     xc, yc = center
     side = 2 * size
+    rx0, ry0, rx1, ry1 = (0, 0, side, side) if region is None else region
     channels = tiles[0][0].shape[2]
     canvas = np.zeros((side, side, channels), dtype=np.uint8)
     all_boxes, all_classes = [], []
@@ -105,7 +110,10 @@ def mosaic(tiles, center, size):
         else:  # bottom right
             x1a, y1a, x2a, y2a = xc, yc, min(xc + w, side), min(side, yc + h)
             x1b, y1b = 0, 0
-        canvas[y1a:y2a, x1a:x2a] = image[y1b:y1b + (y2a - y1a), x1b:x1b + (x2a - x1a)]
+        # the tile's rectangle on the canvas, cut to the region
+        cx1, cy1, cx2, cy2 = max(x1a, rx0), max(y1a, ry0), min(x2a, rx1), min(y2a, ry1)
+        if cx2 > cx1 and cy2 > cy1:
+            canvas[cy1:cy2, cx1:cx2] = image[y1b + cy1 - y1a:y1b + cy2 - y1a, x1b + cx1 - x1a:x1b + cx2 - x1a]
         shift = np.array([x1a - x1b, y1a - y1b, x1a - x1b, y1a - y1b], dtype=np.float64)
         all_boxes.append(_clip(boxes + shift, side, side))
         all_classes.append(classes)
@@ -141,6 +149,23 @@ def affine_matrix(*, input_size, output_size, angle, scale, shear, translation):
     translate[0, 2] = translation[0] * output_size[1]
     translate[1, 2] = translation[1] * output_size[0]
     return translate @ shearing @ rotation @ center
+
+
+def source_region(matrix, *, input_size, output_size, margin=2):
+    """
+    (x0, y0, x1, y1): the part of an ``input_size`` (h, w) image that warping it by ``matrix``
+    to ``output_size`` (h, w) reads, as integers within the image: the box around the output's
+    corners mapped back, plus ``margin`` pixels for the bilinear neighbours (OpenCV computes the
+    source coordinates to a small fraction of a pixel). May be empty.
+    """
+    out_h, out_w = output_size
+    corners = np.array([[0, 0, 1], [out_w, 0, 1], [0, out_h, 1], [out_w, out_h, 1]], dtype=np.float64)
+    source = corners @ np.linalg.inv(matrix).T  # (4, 3)
+    x0 = min(max(math.floor(source[:, 0].min()) - margin, 0), input_size[1])
+    y0 = min(max(math.floor(source[:, 1].min()) - margin, 0), input_size[0])
+    x1 = max(min(math.ceil(source[:, 0].max()) + margin, input_size[1]), x0)
+    y1 = max(min(math.ceil(source[:, 1].max()) + margin, input_size[0]), y0)
+    return x0, y0, x1, y1
 
 
 def warp_affine(image, boxes, classes, matrix, *, scale, output_size):
