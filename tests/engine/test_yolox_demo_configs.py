@@ -53,7 +53,7 @@ def test_the_recipe_is_scaled_to_the_160_px_synthetic_images():
     assert cfg.train.ema.enabled and cfg.train.device == "cpu"
     assert cfg.model.cls_loss._target_ is EqualizedFocalLoss and cfg.model.cls_loss.scale_factor == 4.0
     # departures from the LVIS recipe for the short run, each explained in the config
-    assert tuple(mapper.scale) == (0.5, 1.5) and cfg.model.head.prior_prob == 0.01
+    assert tuple(mapper.scale) == (0.5, 1.5) and cfg.model.head.prior_prob == 0.001
 
 
 def test_focal_config_is_the_efl_config_with_scale_factor_0():
