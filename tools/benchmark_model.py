@@ -214,8 +214,8 @@ def main():
           f"{args.num_classes} classes, median of {args.repeats}")
     print(header)
     for row in rows:
-        print(f"{row['model']:<22}{row['backbone']:>14}{row['train_iter_s']:>14.3f}{row['train_iter_s'] / base['train_iter_s']:>7.2f}"
-              f"{row['train_peak_mb']:>15.0f}{row['infer_s_per_image']:>13.3f}"
+        print(f"{row['model']:<22}{row['backbone']:>14}{row['train_iter_s']:>14.3f}"
+              f"{row['train_iter_s'] / base['train_iter_s']:>7.2f}{row['train_peak_mb']:>15.0f}{row['infer_s_per_image']:>13.3f}"
               f"{row['infer_s_per_image'] / base['infer_s_per_image']:>7.2f}")
     if args.json:
         with open(args.json, "w") as f:
