@@ -159,11 +159,16 @@ def plot(path, panels, title):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), sharey=True, squeeze=False)
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, 0.4 + 3.8 * rows), sharey=True, squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
     low = min(p["ratio"].min() for p in panels)
     high = max(p["ratio"].max() for p in panels)
-    for ax, p in zip(axes[0], panels):
+    for ax, p in zip(axes.flat, panels):
         for b, color in BUCKET_COLORS.items():
             for sibling, marker in ((False, "o"), (True, "^")):
                 keep = (p["buckets"] == b) & (p["siblings"] == sibling)
@@ -174,18 +179,23 @@ def plot(path, panels, title):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_ylim(min(0.5, low / 1.2), max(2.0, high * 1.2))
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        # Labelled minor ticks only where the axis spans little more than a decade.
+        minor = matplotlib.ticker.FormatStrFormatter("%g") if high / low < 20 else matplotlib.ticker.NullFormatter()
+        ax.yaxis.set_minor_formatter(minor)
         ax.set_xlabel("training images containing the class")
         ax.grid(True, alpha=0.3, which="both")
         r = p["row"]
         ax.set_title(f"{p['label']} ({r['iterations']} it.): ρ = {r['spearman']:+.2f}, "
                      f"rare < 1: {r['rare_below_1']}/{r['n_r']}", fontsize=9)
-    axes[0][0].set_ylabel("accumulated P_j / N_j (dashed: 1)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accumulated P_j / N_j (dashed: 1)")
     handles = [plt.Line2D([], [], marker="o", linestyle="", color=c, label=BUCKETS[b])
                for b, c in BUCKET_COLORS.items()]
     if any(p["siblings"].any() for p in panels):
         handles.append(plt.Line2D([], [], marker="^", linestyle="", color="gray", markeredgecolor="black",
                                   label="fine-grained sibling"))
-    axes[0][-1].legend(handles=handles, loc="best", fontsize=8)
+    axes.flat[len(panels) - 1].legend(handles=handles, loc="best", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
