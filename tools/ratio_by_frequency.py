@@ -18,7 +18,6 @@ correlation of ratio and image count) and writes the figure, one panel per run.
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
 
@@ -222,4 +221,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main() and 0)
+    main()

@@ -208,3 +208,48 @@ def test_a_registered_fine_grained_set_loads_and_the_official_lvis_api_scores_it
     evaluator = LVISEval(gt, LVISResults(gt, detections, max_dets=300), "bbox")
     evaluator.run()
     assert evaluator.get_results()["AP"] == pytest.approx(1.0)
+
+
+def _ratio_tool():
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "ratio_by_frequency.py")
+    spec = importlib.util.spec_from_file_location("ratio_by_frequency", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ratio_tool_reads_the_saved_buffers_and_buckets_them_by_the_training_json(tmp_path):
+    import torch
+
+    root = str(tmp_path / "set")
+    generate(TINY, root)
+    train_json = os.path.join(root, "annotations", "synthetic_lt_train.json")
+    categories = load_json(root, "train")["categories"]
+    counts = np.array([c["image_count"] for c in categories], dtype=float)
+    # A ratio that rises with the image count, below 1 for the classes in fewer than 4 images.
+    pos = torch.tensor(counts / 4.0, dtype=torch.float32)
+    neg = torch.ones(len(categories))
+    run = tmp_path / "run"
+    (run / "efl_statistics").mkdir(parents=True)
+    buffers = {"cls_loss": {"pos_grad": pos, "neg_grad": neg, "pos_neg": pos.clamp(0, 1)}}
+    torch.save({"iteration": 99, "buffers": buffers}, run / "efl_statistics" / "rank0.pth")
+    (row,) = _ratio_tool().main(["--run", f"fg={run},{train_json}", "--output", str(tmp_path / "fig.png")])
+    frequency = np.array([c["frequency"] for c in categories])
+    assert row["iterations"] == 100 and row["num_classes"] == 12
+    assert row["median_r"] == pytest.approx(np.median(counts[frequency == "r"] / 4.0), rel=1e-6)
+    assert row["median_c"] == pytest.approx(np.median(counts[frequency == "c"] / 4.0), rel=1e-6)
+    assert row["rare_below_1"] == int((counts[frequency == "r"] < 4).sum())
+    assert row["all_below_1"] == int((counts < 4).sum())
+    assert row["spearman"] == pytest.approx(1.0)  # a monotone function of the count
+    assert os.path.getsize(tmp_path / "fig.png") > 0
+    with pytest.raises(SystemExit, match="rank0.pth is missing"):
+        _ratio_tool().main(["--run", f"fg={tmp_path / 'nowhere'},{train_json}"])
+
+
+def test_spearman_of_the_ratio_tool_matches_hand_computed_ranks_with_ties():
+    # x ranks (ties averaged): 1, 2.5, 2.5, 4; y ranks: 2, 1, 3, 4 -> Pearson of the ranks.
+    rx, ry = np.array([1, 2.5, 2.5, 4]), np.array([2, 1, 3, 4])
+    expected = np.corrcoef(rx, ry)[0, 1]
+    assert _ratio_tool().spearman([1, 5, 5, 9], [0.2, 0.1, 0.3, 0.4]) == pytest.approx(expected)
