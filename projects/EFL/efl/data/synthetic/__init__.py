@@ -7,12 +7,25 @@ with occlusion, scale variation and unannotated distractors; their training imag
 LVIS's long tail (rare: 1-10 images, common: 11-100, frequent: more), and the validation split holds
 every class often enough to measure APr.
 
+Presets (`PRESETS`): "default" (the demo set: 48 classes, `synthetic_lt_*`), "tiny" (tests) and
+"fine_grained" (`synthetic_fg_*`: frequent parent classes with rare and common "holed" and
+"stretched" siblings of the same shape, colour and texture; docs/synthetic_dataset.md).
+
 `python -m efl.data.synthetic --help` generates sets of other sizes and seeds.
 """
 from .classes import lvis_frequency
-from .generator import PRESETS, SyntheticLTSpec, category_metadata, default_cache_root, ensure_generated, generate
+from .generator import (
+    PRESETS,
+    FineGrainedLTSpec,
+    SyntheticLTSpec,
+    category_metadata,
+    default_cache_root,
+    ensure_generated,
+    generate,
+)
 
 __all__ = [
+    "FineGrainedLTSpec",
     "PRESETS",
     "SyntheticLTSpec",
     "category_metadata",
