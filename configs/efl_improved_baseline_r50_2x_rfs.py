@@ -1,5 +1,5 @@
 # EFL improved baseline, ResNet-50 FPN, 24 epochs of LVIS v1 train with repeat factor sampling,
-# 16 images per iteration (EFL_SPEC.md §5). Reference: 27.5 AP / 20.2 APr on LVIS v1 val.
+# 16 images per iteration (docs/improved_baseline.md). Reference: 27.5 AP / 20.2 APr on LVIS v1 val.
 #   tools/train_net.py --config-file configs/efl_improved_baseline_r50_2x_rfs.py --num-gpus 8
 # With 8 GPUs, 2 images per GPU; for another total batch B set dataloader.train.total_batch_size=B,
 # optimizer.lr=0.00125*B and scale train.max_iter by 16/B (see common/optim.py, schedules.py).

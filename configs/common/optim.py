@@ -1,4 +1,4 @@
-# SGD as in the EFL improved baseline (EFL_SPEC.md §5.5): lr 0.02 for 16 images per iteration,
+# SGD as in the EFL improved baseline (docs/improved_baseline.md §5): lr 0.02 for 16 images per iteration,
 # momentum 0.9, weight decay 1e-4 on every parameter, norm layers (GN affine) and biases included.
 #
 # Other batch sizes: EOD sets lr = 0.00125 x (images per iteration), the linear scaling rule

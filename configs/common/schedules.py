@@ -1,23 +1,15 @@
-# Learning-rate schedules in epochs of the repeat-factor-expanded training set (EFL_SPEC.md §5.5,
-# §8.11): linear warmup over the first epoch from 0.001 x lr, then x0.1 at epochs 16 and 22 of 24
-# (2/3 and 11/12 of training). Detectron2 counts iterations; as in the reference, an epoch is
-#   ceil(E / images per iteration) iterations,   E = sum_i ceil(r_i),
-# and a run of n epochs n times that (efl.data.iterations_for_epochs, the one place it is computed),
-# where r_i = max over the classes c in image i of r_c = max(1, sqrt(0.001 / f_c)) and f_c is the
-# fraction of training images that contain c. EOD rounds r_i up (every image is repeated ceil(r_i)
-# times each epoch); Detectron2's sampler rounds stochastically, E[r_i] < ceil(r_i).
+# Learning-rate schedules in epochs of the repeat-factor-expanded training set, as the reference
+# (docs/improved_baseline.md §5): linear warmup over the first epoch from 0.001 x lr, then x0.1 at
+# epochs 16 and 22 of 24 (2/3 and 11/12 of training). An epoch is ceil(E / images per iteration)
+# iterations, E = sum_i ceil(r_i) images, and n epochs are n times that
+# (efl.data.iterations_for_epochs).
 #
-# LVIS v1 train (100,170 images): E needs the categories of every image, i.e. the annotation file.
-# Without it, from the per-class image counts of detectron2's lvis_v1_category_image_count.py:
-#   lower bound   E >= 100,170 (every ceil(r_i) >= 1)
-#   upper bound   E <= 100,170 + sum_c n_c (ceil(r_c) - 1) = 127,402
-#   estimate      E ~= 125,515, assuming classes occur in images independently:
-#                 E = N (1 + sum_{k>=2} P(ceil(r_i) >= k)),
-#                 P(ceil(r_i) >= k) = 1 - prod_{c: ceil(r_c) >= k} (1 - n_c / N).
-# We use the estimate: 7,845 iterations per epoch at 16 images, 188,280 iterations for 24 epochs.
-# With the annotation file, pass the exact sum to `rfs_schedule` (efl.data.expanded_epoch_length
-# of the data piece's repeat factors gives it), or set train.max_iter: the milestones below are fractions of max_iter, so
-# max_iter is the only number that changes.
+# LVIS v1 train: E needs the classes of every image, i.e. the annotation file. Without it we use
+# the estimate E ~= 125,515 from the per-class image counts (derivation and bounds in
+# docs/improved_baseline.md §5): 7,845 iterations per epoch at 16 images, 188,280 for 24 epochs.
+# With the annotation file, pass the exact E (efl.data.expanded_epoch_length of the data piece's
+# repeat factors) to `rfs_schedule`, or set train.max_iter: the milestones are fractions of
+# max_iter, so it is the only number that changes.
 from fvcore.common.param_scheduler import MultiStepParamScheduler
 
 from detectron2.config import LazyCall as L

@@ -1,4 +1,4 @@
-"""Direct transcriptions of the EFL / EQFL / QFL formulas (EFL_SPEC.md §1-2, GFL eq. 3), written with
+"""Direct transcriptions of the EFL / EQFL / QFL formulas (docs/method.md §1-2, GFL eq. 3), written with
 plain torch ops so that torch.autograd provides an independent reference gradient."""
 import torch
 import torch.nn.functional as F

@@ -83,7 +83,7 @@ def test_eqfl_analytic_gradient_equals_autograd_of_formula(seed):
 
 
 def test_eqfl_positive_with_score_zero_equals_negative_entry():
-    # EFL_SPEC §4.2: with q = 0 the positive formula coincides with the negative one.
+    # docs/method.md §4: with q = 0 the positive formula coincides with the negative one.
     logits = torch.tensor([[-3.0, 0.5], [2.0, -1.0]], dtype=torch.float64, requires_grad=True)
     eqfl = EqualizedQualityFocalLoss(2).eval()
     as_positive = eqfl(logits, torch.tensor([0, 1]), torch.tensor([0.0, 0.0], dtype=torch.float64), 1.0)
@@ -139,7 +139,7 @@ def test_eqfl_equals_qfl_when_ratio_is_one():
 
 @pytest.mark.parametrize("loss_cls", [EqualizedFocalLoss, EqualizedQualityFocalLoss])
 def test_losses_are_finite_for_logits_of_plus_minus_100(loss_cls):
-    # ±100 in fp32: σ rounds to exactly 0 or 1, so a plain log(σ) would give inf (EFL_SPEC §8.7).
+    # ±100 in fp32: σ rounds to exactly 0 or 1, so a plain log(σ) would give inf (docs/method.md §6.3).
     logits = torch.tensor([[100.0, -100.0, 100.0], [-100.0, 100.0, -100.0]], requires_grad=True)
     labels = torch.tensor([0, 3])  # one positive at +100, one background row
     scores = torch.tensor([1.0, 0.0])

@@ -1,4 +1,4 @@
-"""ATSS assignment on hand-computed cases (EFL_SPEC.md §5.2)."""
+"""ATSS assignment on hand-computed cases (docs/improved_baseline.md §2)."""
 import efl  # noqa: F401  (compatibility fixes before detectron2)
 
 import pytest

@@ -1,4 +1,4 @@
-# LVIS v1 data for the improved-baseline RetinaNet (EFL_SPEC.md §5.5, §7), in the style of
+# LVIS v1 data for the improved-baseline RetinaNet (docs/improved_baseline.md §4, §5), in the style of
 # detectron2's model_zoo configs/common/data/coco.py.
 # - Datasets `lvis_v1_train_efl` / `lvis_v1_val_efl`: the reference layout under $EFL_LVIS_ROOT
 #   (annotations/lvis_v1_{train,val}.json, train2017/, val2017/; see efl/data/lvis.py). For

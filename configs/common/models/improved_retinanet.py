@@ -1,4 +1,4 @@
-# The EFL "improved baseline" (EFL_SPEC.md §5): ResNet-50 FPN P3-P7, GN towers with an IoU branch,
+# The EFL "improved baseline" (docs/improved_baseline.md): ResNet-50 FPN P3-P7, GN towers with an IoU branch,
 # 2 anchors per location, ATSS, IoU-weighted GIoU, EFL (gamma_b 2, s 8, alpha 0.25).
 from detectron2.config import LazyCall as L
 from detectron2.layers import ShapeSpec

@@ -1,9 +1,9 @@
 """Per-entry values and analytic derivatives of the sigmoid focal terms used by EFL and EQFL.
 
 Everything is written with log-sigmoid / softplus so that logits of ±100 (or more) stay finite;
-the reference implementation takes the log of a plain sigmoid, which overflows (EFL_SPEC.md §8.7).
+the reference implementation takes the log of a plain sigmoid, which overflows (docs/method.md §6.3).
 Derivatives are with respect to the logit x, with the focusing factor γ treated as a constant,
-as in the paper (EFL_SPEC.md §4).
+as in the paper (docs/method.md §4).
 """
 import torch
 import torch.nn.functional as F
@@ -48,7 +48,7 @@ def positive_quality_focal_term(x, gamma, score, with_grad=True):
     """The quality focal term of a positive entry with soft target q (EQFL / QFL):
     |q − p|^γ · BCE(p, q), with BCE(p, q) = −q log p − (1 − q) log(1 − p).
 
-    Derivative (EFL_SPEC.md §4.2): sgn(p − q)|p − q|^(γ−1) [(p − q)² + γ p (1 − p) BCE(p, q)],
+    Derivative (docs/method.md §4): sgn(p − q)|p − q|^(γ−1) [(p − q)² + γ p (1 − p) BCE(p, q)],
     which vanishes at p = q and pushes p towards q from either side. With q = 0 it equals the
     negative term.
     """

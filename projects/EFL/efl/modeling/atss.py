@@ -1,5 +1,5 @@
 """Adaptive Training Sample Selection (Zhang et al., https://arxiv.org/abs/1912.02424) as used
-by the EFL improved baseline (EFL_SPEC.md §5.2)."""
+by the EFL improved baseline (docs/improved_baseline.md §2)."""
 from typing import List, Tuple
 
 import torch

@@ -1,4 +1,4 @@
-"""RetinaNet head with GroupNorm towers and an IoU branch (EFL_SPEC.md §5.1)."""
+"""RetinaNet head with GroupNorm towers and an IoU branch (docs/improved_baseline.md §1)."""
 from typing import List
 
 import torch
