@@ -40,14 +40,13 @@ from detectron2.utils import comm
 from omegaconf import OmegaConf
 
 from efl.data.dataset_checks import DatasetCheckError
+from efl.data.frequency import class_frequency_groups
 from efl.engine import (
     AtomicDetectionCheckpointer,
     EqualizedLossStatistics,
     add_full_model_gradient_clipping,
     build_trainer,
-    class_frequency_groups,
     create_ddp_model,
-    find_equalized_losses,
     launch,
     write_final_results,
 )
@@ -55,10 +54,11 @@ from efl.engine.checkpoint import CheckpointError
 from efl.engine.divergence import TrainingDivergedError, explain_divergence
 from efl.engine.ema import build_ema_hooks
 from efl.engine.ground_truth import GroundTruthError, audit_evaluation_ground_truth, describe_audit
-from efl.engine.overrides import OVERRIDE_HELP, OverrideError, apply_overrides
 from efl.engine.no_aug_switch import build_no_aug_switch
+from efl.engine.overrides import OVERRIDE_HELP, OverrideError, apply_overrides
 from efl.engine.results import evaluation_output_dir
 from efl.engine.run_setup import FILE_ONLY, setup_run
+from efl.losses import find_equalized_losses
 
 logger = logging.getLogger("detectron2")
 

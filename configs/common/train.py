@@ -4,6 +4,12 @@ train = dict(
     output_dir="./output",
     # a checkpoint to start from (e.g. converted ImageNet weights); "" trains from scratch
     init_checkpoint="",
+    # True: weights of init_checkpoint whose shape differs from the model's (e.g. a classifier for
+    # another class count) are skipped and listed; False: such a weight is an error
+    init_checkpoint_partial=False,
+    # "error": an evaluation set whose annotation file has boxes of zero area or entirely outside
+    # their image is refused; "report": evaluated anyway, against the file as written
+    eval_invalid_boxes="error",
     max_iter=90000,
     # mixed precision: AMPTrainer on CUDA (ignored with a warning on CPU). The EFL statistics are
     # computed in fp32 and never see the loss scale.

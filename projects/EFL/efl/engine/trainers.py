@@ -4,6 +4,8 @@ import logging
 import torch
 from detectron2.engine import AMPTrainer, SimpleTrainer
 
+from ..compat import amp_trainer_requires_cuda
+
 __all__ = ["build_trainer"]
 
 
@@ -21,9 +23,10 @@ def build_trainer(model, data_loader, optimizer, *, amp_enabled):
         amp_enabled: ``train.amp.enabled`` of the config.
     """
     on_cuda = next(model.parameters()).is_cuda
-    if amp_enabled and not on_cuda:
+    use_amp = amp_enabled and (on_cuda or not amp_trainer_requires_cuda())
+    if amp_enabled and not use_amp:
         logging.getLogger(__name__).warning("train.amp.enabled is set but the model is on CPU: "
                                             "training in fp32 with SimpleTrainer")
-    if amp_enabled and on_cuda:
+    if use_amp:
         return AMPTrainer(model, data_loader, optimizer)
     return SimpleTrainer(model, data_loader, optimizer)

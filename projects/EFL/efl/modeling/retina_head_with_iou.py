@@ -7,20 +7,9 @@ from torch import nn
 from detectron2.layers import ShapeSpec
 from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
 
+from ..compat import GroupNormFactory
+
 __all__ = ["RetinaNetHeadWithIoU"]
-
-
-class _GroupNorm:
-    """
-    ``channels -> nn.GroupNorm``. Detectron2 0.6's RetinaNetHead probes its norm with one channel
-    (``get_norm(norm, 1)``) just to log the type, so the group count is capped by the channels.
-    """
-
-    def __init__(self, num_groups: int):
-        self.num_groups = num_groups
-
-    def __call__(self, channels: int) -> nn.GroupNorm:
-        return nn.GroupNorm(min(self.num_groups, channels), channels)
 
 
 class RetinaNetHeadWithIoU(RetinaNetHead):
@@ -58,7 +47,7 @@ class RetinaNetHeadWithIoU(RetinaNetHead):
             num_classes=num_classes,
             num_anchors=num_anchors,
             conv_dims=conv_dims,
-            norm=_GroupNorm(num_groups) if num_groups else "",
+            norm=GroupNormFactory(num_groups) if num_groups else "",
             prior_prob=prior_prob,
         )
         self.iou_pred = nn.Conv2d(conv_dims[-1], num_anchors, kernel_size=3, stride=1, padding=1)
