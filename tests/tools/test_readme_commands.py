@@ -32,7 +32,7 @@ TINY_SYNTHETIC = [
 RULES = [
     (r"make demo", "make", "the demo trains two detectors for 12 minutes"),
     (r"make test", "make", "`make test` runs this test suite"),
-    (r"export EFL_LVIS_ROOT=\S+", "env", None),
+    (r"export EFL_(LVIS|OID)_ROOT=\S+", "env", None),
     (r"\.venv/bin/python tools/train_net\.py --config-file configs/(efl|eqfl|focal)_(improved_baseline_r(50|101)"
      r"_2x_rfs|yolox_ip_[smlx]_300e_rfs|oids_r(50|101)_2x_random)\.py( .*)?", "check",
      "needs LVIS v1 or Open Images, and GPUs"),
@@ -55,7 +55,13 @@ RULES = [
     (r"\.venv/bin/python tools/benchmark_loss\.py .*", "run",
      ["--repeats", "1", "--num-anchors", "64", "--num-classes", "8", "--device", "cpu"]),
     (r"\.venv/bin/python tools/benchmark_model\.py .*", "check",
-     "trains and runs two ResNet-50 detectors: 1-3 minutes on 2 cores even at 64 px"),
+     "trains and runs three detectors (two ResNet-50): 1-3 minutes on 2 cores even at 64 px"),
+    (r"\.venv/bin/python tools/benchmark_mapper\.py .*", "run",
+     ["--samples", "1", "--warmup", "1", "--images", "2", "--input-size", "64"]),
+    (r"\.venv/bin/python tools/benchmark_eval\.py .*", "check",
+     "evaluates result sets of the real validation sizes: minutes and GBs; tests/evaluation check the metrics"),
+    (r"\.venv/bin/python tools/ratio_by_frequency\.py .*", "check",
+     "needs two finished training runs; tests/data/test_synthetic_fine_grained.py checks it on hand values"),
 ]
 
 
