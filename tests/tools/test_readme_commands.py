@@ -30,7 +30,7 @@ TINY_SYNTHETIC = [
 #   "make":  `make -n TARGET` (the target exists and expands), for the reason given;
 #   "env":   an `export` the following commands of the block see.
 RULES = [
-    (r"make demo", "make", "the demo trains two detectors for 12 minutes"),
+    (r"make demo", "make", "the demo trains two detectors for about 10 minutes"),
     (r"make test", "make", "`make test` runs this test suite"),
     (r"export EFL_(LVIS|OID)_ROOT=\S+", "env", None),
     (r"\.venv/bin/python tools/train_net\.py --config-file configs/(efl|eqfl|focal)_(improved_baseline_r(50|101)"
@@ -41,7 +41,7 @@ RULES = [
     (r"\.venv/bin/python tools/train_net\.py --config-file configs/demo/\w+\.py( .*)?", "check",
      "a demo run trains for minutes; tests/tools/test_demo.py runs the demo on the tiny preset"),
     (r"\.venv/bin/python tools/demo\.py( .*)?", "check",
-     "trains two detectors for 12 minutes; tests/tools/test_demo.py runs it on the tiny preset"),
+     "trains two detectors for about 10 minutes; tests/tools/test_demo.py runs it on the tiny preset"),
     (r"\.venv/bin/python tools/predict\.py .*", "check",
      "needs trained weights and the user's images; tests/tools/test_predict.py runs it on the tiny set"),
     (r"\.venv/bin/python tools/convert_torchvision_to_d2\.py .*", "check",
