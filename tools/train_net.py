@@ -17,15 +17,11 @@ import logging
 import os
 import sys
 import time
-import warnings
-
-# fvcore and Detectron2 0.6 call torch.jit.script when imported, which torch 2.x deprecates: one
-# FutureWarning per call site on every run (and per worker process), about code a user of this
-# tool cannot change.
-warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 
 try:
-    import efl  # noqa: F401  (compatibility fixes; must precede detectron2)
+    # compatibility fixes, which must precede detectron2 (also quiets torch's jit.script
+    # deprecation warning that fvcore and detectron2 trigger on import)
+    import efl  # noqa: F401
 except ImportError as e:
     sys.exit(f"{sys.argv[0]}: cannot import the project with {sys.executable} ({e}). Run the tools "
              "with the project's environment, created by `make test` or `make demo`: "

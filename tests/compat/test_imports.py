@@ -87,3 +87,27 @@ def test_apply_is_idempotent():
     before = efl.compat.applied_fixes()
     efl.compat.apply()
     assert efl.compat.applied_fixes() == before
+
+
+_JIT_PROBE = r"""
+import warnings
+warnings.simplefilter("default")
+{prelude}
+import fvcore.nn  # noqa: F401  (scripts functions on import, as detectron2 0.6 does)
+"""
+
+
+def _jit_warnings(prelude):
+    result = subprocess.run([sys.executable, "-c", _JIT_PROBE.format(prelude=prelude)], capture_output=True,
+                            text=True, timeout=120, cwd=os.path.dirname(__file__))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stderr.count("`torch.jit.script` is deprecated")
+
+
+def test_jit_script_warning_is_still_printed_by_fvcore_without_efl():
+    assert _jit_warnings("") > 0, "torch no longer warns about jit.script on import: drop the filter"
+
+
+def test_import_efl_quiets_the_jit_script_warning():
+    assert "torch-jit-script-warning" in efl.compat.applied_fixes()
+    assert _jit_warnings("import efl") == 0

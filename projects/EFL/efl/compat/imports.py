@@ -5,8 +5,10 @@ Every fix checks that it is needed before it changes anything, so the same code 
 with an upstream Detectron2 build (which has its C++ ops) and with old NumPy/Pillow.
 """
 import importlib.util
+import os
 import sys
 import types
+import warnings
 
 __all__ = ["apply", "applied_fixes"]
 
@@ -86,8 +88,31 @@ def _detectron2_c_stub():
     _APPLIED.append("detectron2-_C-stub")
 
 
+JIT_SCRIPT_DEPRECATION = r"`torch\.jit\.script` is deprecated"
+
+
+def _quiet_jit_script_deprecation():
+    # For fvcore and detectron2 0.6 on torch >= 2.10, which deprecates torch.jit.script: both
+    # script functions when imported, so every tool (and every worker process) printed the same
+    # FutureWarning about code its user cannot change. Read as a file: importing torch here would
+    # slow down `import efl` for nothing.
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    source = os.path.join(spec.submodule_search_locations[0], "jit", "_script.py")
+    try:
+        with open(source, encoding="utf-8") as f:
+            deprecated = "`torch.jit.script` is deprecated" in f.read()
+    except OSError:
+        return
+    if deprecated and "torch-jit-script-warning" not in _APPLIED:
+        warnings.filterwarnings("ignore", message=JIT_SCRIPT_DEPRECATION, category=FutureWarning)
+        _APPLIED.append("torch-jit-script-warning")
+
+
 def apply():
     """Apply every fix this environment needs. Idempotent."""
     _numpy_aliases()
     _pillow_linear()
     _detectron2_c_stub()
+    _quiet_jit_script_deprecation()
