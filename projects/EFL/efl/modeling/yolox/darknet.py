@@ -3,7 +3,6 @@ from typing import Sequence
 
 from torch import nn
 
-from detectron2.layers import ShapeSpec
 from detectron2.modeling.backbone import Backbone
 
 from .blocks import SPP, ConvBNAct, CSPLayer, Focus
@@ -81,14 +80,6 @@ class CSPDarknet(Backbone):
     @property
     def size_divisibility(self) -> int:
         return 32
-
-    def output_shape(self):
-        return {
-            name: ShapeSpec(
-                channels=self._out_feature_channels[name], stride=self._out_feature_strides[name]
-            )
-            for name in self._out_features
-        }
 
     def forward(self, x):
         """

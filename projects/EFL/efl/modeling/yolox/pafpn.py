@@ -4,7 +4,6 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from detectron2.layers import ShapeSpec
 from detectron2.modeling.backbone import Backbone
 
 from .blocks import ConvBNAct, CSPLayer
@@ -72,14 +71,6 @@ class YOLOXPAFPN(Backbone):
     @property
     def size_divisibility(self) -> int:
         return 32
-
-    def output_shape(self):
-        return {
-            name: ShapeSpec(
-                channels=self._out_feature_channels[name], stride=self._out_feature_strides[name]
-            )
-            for name in self._out_features
-        }
 
     def forward(self, x):
         """
