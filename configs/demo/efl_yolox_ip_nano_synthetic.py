@@ -39,19 +39,14 @@ model.backbone.bottom_up.depth = 0.33
 model.backbone.bottom_up.width = 0.125
 model.test_pad_to = (160, 160)
 
+# the mapper's defaults (the reference's recipe) except the size, the size range and the scale
 dataloader.train.mapper = L(YOLOXTrainMapper)(
     dataset_dicts="${..dataset}",
     no_aug=False,
     input_size=160,
-    degrees=10.0,
-    translate=0.1,
     scale=(0.5, 1.5),
-    shear=2.0,
-    mixup_scale=(0.8, 1.6),
-    hsv_gains=(0.015, 0.7, 0.4),
-    flip_prob=0.5,
     random_size=(4, 6),
-    size_step=32,
+    size_step=32,  # the stride grid of the sizes, as the default
 )
 dataloader.train.aspect_ratio_grouping = False  # every training image is a square
 dataloader.train.total_batch_size = 8

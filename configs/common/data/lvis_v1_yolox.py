@@ -13,20 +13,10 @@ from efl.data.yolox_augmentation import YOLOXTrainMapper
 
 from .lvis_v1 import dataloader
 
-dataloader.train.mapper = L(YOLOXTrainMapper)(
-    dataset_dicts="${..dataset}",
-    no_aug=False,
-    input_size=640,
-    degrees=10.0,
-    translate=0.1,
-    scale=(0.1, 2.0),
-    shear=2.0,
-    mixup_scale=(0.8, 1.6),
-    hsv_gains=(0.015, 0.7, 0.4),
-    flip_prob=0.5,
-    random_size=(15, 25),
-    size_step=32,
-)
+# The mapper's defaults are the reference's recipe (640 px, rotation 10 degrees, scale 0.1-2, shear 2,
+# MixUp jitter 0.8-1.6, HSV gains 0.015/0.7/0.4, flip 0.5, sizes 32 x U{15..25}); its docstring
+# lists every argument for overrides such as dataloader.train.mapper.scale=[0.5,1.5].
+dataloader.train.mapper = L(YOLOXTrainMapper)(dataset_dicts="${..dataset}", no_aug=False)
 # every training image is a square of 480..800: grouping by aspect ratio is pointless
 dataloader.train.aspect_ratio_grouping = False
 # the reference: 16 GPUs x 8 images, 8 workers per GPU
