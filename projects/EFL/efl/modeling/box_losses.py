@@ -17,8 +17,25 @@ __all__ = [
     "AnchorDeltaL1Loss",
     "Detectron2BoxLoss",
     "IoUWeightedGIoULoss",
+    "WeightedLossTerm",
     "iou_weighted_giou_loss",
 ]
+
+
+class WeightedLossTerm:
+    """A loss term with a weight and a name (its key in the detector's loss dict); subclasses set
+    ``default_name`` and compute ``__call__(positives, normalizers) -> {name: loss}``."""
+
+    default_name = None
+
+    def __init__(self, *, loss_weight: float = 1.0, name: str = None):
+        """
+        Args:
+            loss_weight: multiplies the loss.
+            name: key of the loss in the detector's loss dict; None uses ``default_name``.
+        """
+        self.loss_weight = loss_weight
+        self.name = name or self.default_name
 
 
 def iou_weighted_giou_loss(pred_boxes, gt_boxes, iou_targets, normalizer):
@@ -36,18 +53,11 @@ def iou_weighted_giou_loss(pred_boxes, gt_boxes, iou_targets, normalizer):
     return (losses * iou_targets.detach()).sum() / normalizer
 
 
-class IoUWeightedGIoULoss:
+class IoUWeightedGIoULoss(WeightedLossTerm):
     """The reference's box loss (docs/improved_baseline.md): GIoU of each positive weighted by its
     IoU target, divided by the mean over processes of the sum of IoU targets."""
 
-    def __init__(self, *, loss_weight: float = 1.0, name: str = "loss_box_reg"):
-        """
-        Args:
-            loss_weight: multiplies the loss.
-            name: key of the loss in the detector's loss dict.
-        """
-        self.loss_weight = loss_weight
-        self.name = name
+    default_name = "loss_box_reg"
 
     def __call__(self, positives: PositiveSamples, normalizers: LossNormalizers) -> Dict:
         loss = iou_weighted_giou_loss(
@@ -56,19 +66,12 @@ class IoUWeightedGIoULoss:
         return {self.name: self.loss_weight * loss}
 
 
-class AnchorDeltaL1Loss:
+class AnchorDeltaL1Loss(WeightedLossTerm):
     """YOLOX-IP's extra term: L1 between the predicted and the target encoded deltas, the mean
     over this process's positives x 4 (no other normaliser, as the reference; 0 without
     positives)."""
 
-    def __init__(self, *, loss_weight: float = 1.0, name: str = "loss_l1"):
-        """
-        Args:
-            loss_weight: multiplies the loss.
-            name: key of the loss in the detector's loss dict.
-        """
-        self.loss_weight = loss_weight
-        self.name = name
+    default_name = "loss_l1"
 
     def __call__(self, positives: PositiveSamples, normalizers: LossNormalizers) -> Dict:
         target_deltas = positives.box2box_transform.get_deltas(positives.anchors, positives.gt_boxes)
