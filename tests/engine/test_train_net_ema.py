@@ -4,7 +4,6 @@ import importlib.util
 import types
 from pathlib import Path
 
-import pytest
 import torch
 from detectron2.config import LazyConfig
 
@@ -38,14 +37,6 @@ def _nano_config(output_dir):
     cfg.train.init_checkpoint = ""
     cfg.train.init_checkpoint_partial = False
     return cfg
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _probe(model):

@@ -5,7 +5,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from detectron2.config import LazyConfig, instantiate
 from detectron2.utils.events import EventStorage
@@ -21,15 +20,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _load(loss):
     return LazyConfig.load(str(REPO / f"configs/demo/{loss}_yolox_ip_nano_synthetic.py"))
-
-
-@pytest.fixture
-def one_thread():
-    # two OpenMP threads per process spin against each other on a shared 2-core machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_the_recipe_is_scaled_to_the_160_px_synthetic_images():

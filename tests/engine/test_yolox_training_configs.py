@@ -87,16 +87,6 @@ def _colour_boxes_dataset(root, n=6):
     return dicts
 
 
-@pytest.fixture
-def one_thread():
-    # On a shared 2-core machine, two OpenMP threads per process spin against each other (this
-    # test took 140 s with 2 threads and 10 s with 1 while other processes were running).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_a_tiny_yolox_ip_trains_with_the_config_pieces_and_switches_to_no_aug(tmp_path, one_thread):
     cfg = _load("efl", "s")
     cfg.model.num_classes = 3
