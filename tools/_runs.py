@@ -16,7 +16,7 @@ def user_overrides(overrides):
     return [o for o in overrides if o != "--"]
 
 
-def train(config, output_dir, overrides=(), *, log_file=None):
+def train(config, output_dir, overrides=(), *, log_file=None, threads=None):
     """Train and evaluate ``config`` (a path relative to the repository) into ``output_dir`` with
     tools/train_net.py in a child process; returns the wall time in seconds.
 
@@ -25,16 +25,18 @@ def train(config, output_dir, overrides=(), *, log_file=None):
         output_dir: the run's ``train.output_dir``.
         overrides: further key=value overrides, applied after ``train.output_dir``.
         log_file: where the child's console goes; None shows it here.
+        threads: the child's torch/OpenMP thread count (OMP_NUM_THREADS); None leaves it as set.
     """
     cmd = [sys.executable, os.path.join(REPO, "tools", "train_net.py"), "--config-file",
            os.path.join(REPO, config), f"train.output_dir={output_dir}", *overrides]
     print(f"==> {' '.join(cmd[1:])}", flush=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads)) if threads else None
     start = time.time()
     if log_file is None:
-        subprocess.run(cmd, check=True, cwd=REPO)
+        subprocess.run(cmd, check=True, cwd=REPO, env=env)
     else:
         with open(log_file, "w") as console:
-            subprocess.run(cmd, check=True, cwd=REPO, stdout=console, stderr=subprocess.STDOUT)
+            subprocess.run(cmd, check=True, cwd=REPO, env=env, stdout=console, stderr=subprocess.STDOUT)
     return time.time() - start
 
 

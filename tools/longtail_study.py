@@ -6,6 +6,7 @@ same schedule, evaluates each with the LVIS evaluator, and reports mean ± std o
 APr, APc and APf per loss, plus each class's g_j and γ_j against its training frequency.
 
     python tools/longtail_study.py --seeds 0 1 2 --losses focal efl --max-iter 3000
+    python tools/longtail_study.py --seeds 0 1 2 --losses qfl eqfl --jobs 2   # 2 runs at a time
     python tools/longtail_study.py --summarize-only        # re-read finished runs
 
 Writes under --output-dir (default ./output/study): <loss>_s<seed>/ per run, study.json,
@@ -15,6 +16,7 @@ import argparse
 import json
 import os
 import statistics
+from concurrent.futures import ThreadPoolExecutor
 
 from _runs import LVIS_METRICS, REPO, markdown_table, read_results, results_path, train, user_overrides
 
@@ -33,6 +35,8 @@ def parse_args():
     parser.add_argument("--max-iter", type=int, help="train.max_iter of every run (default: the configs')")
     parser.add_argument("--output-dir", default=os.path.join(REPO, "output", "study"))
     parser.add_argument("--summarize-only", action="store_true")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs trained at the same time, each with cores / jobs threads")
     parser.add_argument("overrides", nargs=argparse.REMAINDER, help="key=value overrides for every run")
     return parser.parse_args()
 
@@ -47,9 +51,10 @@ def train_one(args, loss, seed):
         print(f"==> {loss} seed {seed}: finished before, reusing {out}", flush=True)
         return
     overrides = [f"train.seed={seed}"] + ([f"train.max_iter={args.max_iter}"] if args.max_iter else [])
+    threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
     seconds = train(CONFIGS[loss], out, overrides + user_overrides(args.overrides),
-                    log_file=os.path.join(args.output_dir, f"{loss}_s{seed}.console.txt"))
-    print(f"    done in {seconds:.0f} s", flush=True)
+                    log_file=os.path.join(args.output_dir, f"{loss}_s{seed}.console.txt"), threads=threads)
+    print(f"    {loss} seed {seed} done in {seconds:.0f} s", flush=True)
 
 
 def mean_std(values):
@@ -98,10 +103,13 @@ def plot_statistics(args):
 def main():
     args = parse_args()
     os.makedirs(args.output_dir, exist_ok=True)
+    if args.jobs < 1:
+        raise SystemExit("--jobs must be at least 1")
     if not args.summarize_only:
-        for seed in args.seeds:
-            for loss in args.losses:
-                train_one(args, loss, seed)
+        runs = [(loss, seed) for seed in args.seeds for loss in args.losses]
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            for future in [pool.submit(train_one, args, loss, seed) for loss, seed in runs]:
+                future.result()  # a failed run stops the study with its error
     summarize(args)
 
 

@@ -46,6 +46,8 @@ from efl.engine import (
     launch,
     write_final_results,
 )
+from efl.engine.bias_decay import check_bias_decay
+from efl.engine.bias_ledger import build_bias_ledger
 from efl.engine.checkpoint import CheckpointError
 from efl.engine.divergence import TrainingDivergedError, explain_divergence
 from efl.engine.ema import build_ema_hooks
@@ -192,6 +194,7 @@ def do_train(args, cfg, ground_truth=()):
     # configs without train.clip_grad (not composed from configs/common/train.py) do not clip
     clip_grad = OmegaConf.select(cfg, "train.clip_grad", default=None) or {"enabled": False}
     optim = add_full_model_gradient_clipping(instantiate(cfg.optimizer), **clip_grad)
+    check_bias_decay(model, optim, cfg.train.max_iter, equalized_losses=find_equalized_losses(model))
 
     train_loader = instantiate(cfg.dataloader.train)
     model = create_ddp_model(model, **cfg.train.ddp)
@@ -221,6 +224,7 @@ def do_train(args, cfg, ground_truth=()):
         *ema_hooks,
         build_no_aug_switch(cfg),
         statistics_hook(cfg, model),
+        build_bias_ledger(cfg, model, optim),
         hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer) if comm.is_main_process() else None,
         hooks.EvalHook(cfg.train.eval_period, test_and_keep),
         hooks.PeriodicWriter(default_writers(cfg.train.output_dir, cfg.train.max_iter),

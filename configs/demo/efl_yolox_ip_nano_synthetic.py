@@ -16,15 +16,15 @@
 # - Affine scale U(0.5, 1.5) instead of U(0.1, 2): YOLOX's own recipe for its small models
 #   (yolox_tiny / yolox_nano exps); at 160 px the reference's 0.1 leaves objects of a few pixels.
 # - Kept as the reference: the classification prior 0.001 and EFL's gamma_b 2, s 4, alpha 0.25.
-#   As with the improved baseline (README, "Focal vs EFL on the synthetic set"), on this set the
-#   EFL statistics barely leave g_j = 1 (measured: 1,200 iterations, one rare class ends at 0.92 with
-#   prior 0.01, every class at 1 before iteration 180 with 0.001), so the demo shows the pipeline
-#   rather than EFL's gain.
+# - The classification biases' weight decay keeps the LVIS recipe's integral lambda_bias x T
+#   (5e-4 x 234,900 iterations = 117; docs/method.md §7): 0.098 over the 1,200 iterations, the
+#   one quantity that sets EFL's gradient ratio. Weights keep 5e-4.
 # - EMA decay 0.99, tau 100: the reference's 0.9998 averages over ~5000 iterations, more than the
 #   whole run; 0.99 averages over the last epoch.
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
 from detectron2.data import DatasetMapper
+from efl.data.repeat_factor import LVIS_V1_TRAIN_IMAGES as _LVIS_V1_TRAIN_IMAGES
 from efl.data.yolox_augmentation import YOLOXTrainMapper
 from efl.data.synthetic import PRESETS as _PRESETS  # "_": not a config key
 
@@ -57,6 +57,10 @@ dataloader.test.mapper = L(DatasetMapper)(
 )
 
 optimizer.lr = 0.02
+# the LVIS recipe's iterations: 300 epochs of LVIS v1 train at 128 images
+_, _lvis_max_iter = yolox_schedule(_LVIS_V1_TRAIN_IMAGES, total_batch_size=128)
+optimizer.params.decayed_bias_weight_decay = (
+    f"${{efl.matching_weight_decay:{optimizer.weight_decay},{_lvis_max_iter},${{train.max_iter}}}}")
 lr_multiplier.total_epochs = 12
 lr_multiplier.warmup_epochs = 1
 lr_multiplier.constant_epochs = 2
@@ -70,6 +74,7 @@ train.clip_grad = dict(enabled=False)  # as the reference's YOLOX-IP
 train.init_checkpoint = ""
 train.device = "cpu"
 train.seed = 0
+train.bias_ledger = True  # bias_ledger.json: the terms of docs/method.md §7, per class
 train.log_period = 50
 train.checkpointer.period = 400
 train.eval_period = 0

@@ -1,10 +1,35 @@
-"""Whole-model gradient-norm clipping for an optimizer built from a LazyConfig."""
+"""SGD parameter groups and whole-model gradient-norm clipping for an optimizer built from a
+LazyConfig."""
 import torch
+from detectron2.solver.build import get_default_optimizer_params
 from detectron2.utils.events import get_event_storage
 
 from ..compat import optimizer_class_with_gradient_clipping
+from .bias_decay import classifier_biases
 
-__all__ = ["add_full_model_gradient_clipping"]
+__all__ = ["add_full_model_gradient_clipping", "params_with_classifier_bias_decay"]
+
+
+def params_with_classifier_bias_decay(model, *, classifier_bias_weight_decay=None, **kwargs):
+    """Detectron2's ``get_default_optimizer_params(model, **kwargs)``, with the classification
+    biases (:data:`efl.engine.bias_decay.CLASSIFIER_BIAS`) in a group of their own at
+    ``classifier_bias_weight_decay`` (None: they stay where Detectron2 puts them).
+
+    The CPU demo uses it to keep the LVIS recipe's integrated bias decay over a short schedule
+    (efl.engine.bias_decay.matching_integrated_weight_decay); every other parameter keeps the
+    recipe's decay.
+    """
+    groups = get_default_optimizer_params(model, **kwargs)
+    if classifier_bias_weight_decay is None:
+        return groups
+    biases = {id(p): p for _, p in classifier_biases(model)}
+    if not biases:
+        raise ValueError("classifier_bias_weight_decay is set but the model has no classification "
+                         "bias (efl.engine.bias_decay.CLASSIFIER_BIAS)")
+    groups = [dict(g, params=[p for p in g["params"] if id(p) not in biases]) for g in groups]
+    groups = [g for g in groups if g["params"]]
+    return groups + [{"params": list(biases.values()),
+                      "weight_decay": float(classifier_bias_weight_decay)}]
 
 
 def add_full_model_gradient_clipping(optimizer, *, enabled=True, max_norm=35.0, norm_type=2.0):

@@ -22,25 +22,32 @@ __all__ = ["LR_PER_IMAGE", "YOLOXCosineParamScheduler", "yolox_param_groups"]
 LR_PER_IMAGE = 0.0003125
 
 
-def yolox_param_groups(model, *, weight_decay, decayed_bias_modules=(r"(.*\.)?cls_preds\.\d+",)):
+def yolox_param_groups(model, *, weight_decay, decayed_bias_modules=(r"(.*\.)?cls_preds\.\d+",),
+                       decayed_bias_weight_decay=None):
     """
-    Two SGD parameter groups: with and without weight decay.
+    Two SGD parameter groups: with and without weight decay (three when the listed biases get a
+    weight decay of their own).
 
     Args:
         model: the model (before any DistributedDataParallel wrapping).
         weight_decay: the decay of the first group (5e-4).
         decayed_bias_modules: regular expressions; the biases of the modules whose full name
             matches one (``re.fullmatch``) are decayed. Each must match a module with a bias.
+        decayed_bias_weight_decay: None: those biases are in the first group, at
+            ``weight_decay``; a number: they form a third group at that decay (the CPU demo's
+            compressed schedule, see efl.engine.bias_decay).
 
     Returns:
         [{"params": decayed, "weight_decay": weight_decay}, {"params": others, "weight_decay": 0}]:
         decayed = every weight except BatchNorm weights, every parameter that is neither a
         weight nor a bias, and the listed biases; others = BatchNorm weights and all other biases.
-        Frozen parameters (requires_grad False) are left out.
+        Frozen parameters (requires_grad False) are left out. With
+        ``decayed_bias_weight_decay``, a third group ``{"params": listed biases, "weight_decay":
+        decayed_bias_weight_decay}``.
     """
     patterns = [re.compile(p) for p in decayed_bias_modules]
     matched = {p.pattern: False for p in patterns}
-    decayed, others = [], []
+    decayed, others, decayed_biases = [], [], []
     seen = set()
     for module_name, module in model.named_modules():
         bias_decayed = False
@@ -55,7 +62,7 @@ def yolox_param_groups(model, *, weight_decay, decayed_bias_modules=(r"(.*\.)?cl
                 continue
             seen.add(id(param))
             if name == "bias":
-                (decayed if bias_decayed else others).append(param)
+                (decayed_biases if bias_decayed else others).append(param)
             elif isinstance(module, _BatchNorm):
                 others.append(param)
             else:
@@ -64,9 +71,15 @@ def yolox_param_groups(model, *, weight_decay, decayed_bias_modules=(r"(.*\.)?cl
     if unmatched:
         raise ValueError(f"decayed_bias_modules patterns {unmatched} match no module of the model "
                          f"(e.g. the classification head's 'head.cls_preds.0')")
+    if decayed_bias_weight_decay is None:
+        return [
+            {"params": decayed + decayed_biases, "weight_decay": weight_decay},
+            {"params": others, "weight_decay": 0.0},
+        ]
     return [
         {"params": decayed, "weight_decay": weight_decay},
         {"params": others, "weight_decay": 0.0},
+        {"params": decayed_biases, "weight_decay": float(decayed_bias_weight_decay)},
     ]
 
 
