@@ -10,7 +10,7 @@ print one table, and draw pictures.
 
 Writes under --output-dir (default ./output/demo, ./output/demo_yolox for --family yolox):
     focal/, efl/               each run's log, metrics.json, TensorBoard events, checkpoints
-    results.json, results.md   the table below
+    results.json, results.md   the tables below: AP, and the EFL statistics g_j, γ_j per group
     detections.png             validation images: ground truth | focal | EFL
     class_statistics.png       each class's final g_j and γ_j against its training frequency
 """
@@ -127,7 +127,24 @@ def pictures(output_dir, num_pictures, overrides, runs=RUNS):
     plot_class_statistics(statistics_png, MetadataCatalog.get(train_name),
                           {name: model for name, (_, model) in models.items()},
                           title="Per-class gradient statistics at the end of training")
-    return detections_png, statistics_png
+    statistics = statistics_table(MetadataCatalog.get(train_name), models)
+    return detections_png, statistics_png, statistics
+
+
+def statistics_table(metadata, models):
+    """Per run and frequency group: mean g_j and γ_j at the end of training, the median ratio
+    P_j / N_j before the clamp, and how many classes are below 1 (where EFL acts)."""
+    from efl.data.frequency import class_frequency_groups
+    from efl.losses import find_equalized_losses
+
+    rows = []
+    for name, (_, model) in models.items():
+        (_, loss), = find_equalized_losses(model)
+        g, gamma, ratio = loss.pos_neg.cpu(), loss.focusing_factors().cpu(), loss.gradient_ratio().cpu()
+        for i, (group, idx) in enumerate(class_frequency_groups(metadata, loss.num_classes).items()):
+            rows.append([name if i == 0 else "", group, f"{float(g[idx].mean()):.2f}", f"{float(gamma[idx].mean()):.2f}",
+                         f"{float(ratio[idx].median()):.2f}", f"{int((ratio[idx] < 1).sum())}/{len(idx)}"])
+    return markdown_table(["loss", "group", "mean g_j", "mean γ_j", "median P_j/N_j", "classes below 1"], rows)
 
 
 def _save_png(rgb, path):
@@ -152,10 +169,15 @@ def main():
         json.dump(results, f, indent=2)
     with open(os.path.join(args.output_dir, "results.md"), "w") as f:
         f.write(table + "\n")
-    detections_png, statistics_png = pictures(args.output_dir, args.num_pictures, args.overrides, runs)
+    detections_png, statistics_png, statistics = pictures(args.output_dir, args.num_pictures, args.overrides, runs)
+    with open(os.path.join(args.output_dir, "results.md"), "a") as f:
+        f.write("\n" + statistics + "\n")
     print("\nLVIS box AP on the synthetic long-tailed validation set (max 300 detections per image); "
           "same detector, schedule and seed:\n")
     print(table)
+    print("\nThe EFL statistics at the end of training, per frequency group (γ_j = γ_b + s (1 − g_j); "
+          "focal loss has s = 0, so its γ_j stay 2 and its g_j only measure):\n")
+    print(statistics)
     print(f"\npictures: {detections_png}\n          {statistics_png}")
     print(f"demo finished in {time.time() - start:.0f} s")
 

@@ -30,7 +30,7 @@ train = dict(
     # "cuda" falls back to "cpu" (with a log line) where CUDA is not available
     device="cuda",
     # True: record, per class, the terms of the identity between the equalized loss's statistics
-    # and the classification bias's SGD trajectory into bias_ledger.json (docs/method.md §7)
+    # and the classification bias's SGD trajectory into bias_ledger.json (docs/method.md §8)
     bias_ledger=False,
     # -1: a different random seed per run; >= 0: seed + rank in every process
     seed=-1,

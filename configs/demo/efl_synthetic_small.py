@@ -22,7 +22,7 @@ from ..common.train import train
 
 train.max_iter = 1500
 # The one compressed quantity: the weight decay of the classification bias, integrated over
-# training (lambda_bias x T), is what moves EFL's gradient ratio below 1 (docs/method.md §7). The
+# training (lambda_bias x T), is what moves EFL's gradient ratio below 1 (docs/method.md §8). The
 # LVIS recipe integrates 1e-4 x 188,280 = 18.8; 1,500 iterations keep it with lambda_bias =
 # 0.01255 (and follow an override of train.max_iter). Every other parameter keeps 1e-4.
 optimizer.params = L(params_with_classifier_bias_decay)(
@@ -39,7 +39,7 @@ lr_multiplier = L(WarmupParamScheduler)(
 )
 train.device = "cpu"
 train.seed = 0
-train.bias_ledger = True  # bias_ledger.json: the terms of docs/method.md §7, per class
+train.bias_ledger = True  # bias_ledger.json: the terms of docs/method.md §8, per class
 train.log_period = 50
 train.checkpointer.period = 500
 train.eval_period = 0

@@ -17,7 +17,7 @@
 #   (yolox_tiny / yolox_nano exps); at 160 px the reference's 0.1 leaves objects of a few pixels.
 # - Kept as the reference: the classification prior 0.001 and EFL's gamma_b 2, s 4, alpha 0.25.
 # - The classification biases' weight decay keeps the LVIS recipe's integral lambda_bias x T
-#   (5e-4 x 234,900 iterations = 117; docs/method.md §7): 0.098 over the 1,200 iterations, the
+#   (5e-4 x 234,900 iterations = 117; docs/method.md §8): 0.098 over the 1,200 iterations, the
 #   one quantity that sets EFL's gradient ratio. Weights keep 5e-4.
 # - EMA decay 0.99, tau 100: the reference's 0.9998 averages over ~5000 iterations, more than the
 #   whole run; 0.99 averages over the last epoch.
@@ -74,7 +74,7 @@ train.clip_grad = dict(enabled=False)  # as the reference's YOLOX-IP
 train.init_checkpoint = ""
 train.device = "cpu"
 train.seed = 0
-train.bias_ledger = True  # bias_ledger.json: the terms of docs/method.md §7, per class
+train.bias_ledger = True  # bias_ledger.json: the terms of docs/method.md §8, per class
 train.log_period = 50
 train.checkpointer.period = 400
 train.eval_period = 0

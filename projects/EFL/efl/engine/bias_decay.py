@@ -1,4 +1,4 @@
-"""Weight decay on the classification bias: what drives EFL's gradient ratio (docs/method.md §7).
+"""Weight decay on the classification bias: what drives EFL's gradient ratio (docs/method.md §8).
 
 Summed over a run, the per-class statistics of an equalized loss obey (one process, no clipping)
 
@@ -45,7 +45,7 @@ LVIS_RECIPES = {
 def matching_integrated_weight_decay(recipe_weight_decay, recipe_max_iter, max_iter):
     """The classification-bias weight decay that gives a ``max_iter``-iteration run the same
     integrated decay lambda * T as a recipe of ``recipe_max_iter`` iterations at
-    ``recipe_weight_decay`` (the demo's compression rule, docs/method.md §7.3).
+    ``recipe_weight_decay`` (the demo's compression rule, docs/method.md §8.3).
 
     The SGD step multiplies a bias by (1 - lr * lambda) each iteration, so lr * lambda must stay
     well below 1 for the rule to make sense; that is checked at the demo's learning rate by
@@ -84,7 +84,7 @@ def check_bias_decay(model, optimizer, max_iter, *, equalized_losses, threshold=
     """Log once, at the start of training, how much the classification biases are decayed
     (lambda * T beside the LVIS recipes'), and warn when a model trained with an engaged
     equalized loss (scale_factor > 0) gets less than ``threshold`` x the smaller recipe's: its
-    gradient ratio then hardly leaves 1 and EFL stays close to focal loss (docs/method.md §7).
+    gradient ratio then hardly leaves 1 and EFL stays close to focal loss (docs/method.md §8).
 
     Returns the smallest lambda * T among the biases (None when the model has none).
     """
@@ -101,7 +101,7 @@ def check_bias_decay(model, optimizer, max_iter, *, equalized_losses, threshold=
     if integrated < floor:
         logger.warning(
             message + ". The weight decay of the classification bias, integrated over training, "
-            "is what moves the equalized loss's gradient ratio below 1 (docs/method.md §7): with "
+            "is what moves the equalized loss's gradient ratio below 1 (docs/method.md §8): with "
             "this little of it the ratio stays near 1 and EFL/EQFL behave almost like focal loss "
             "/ QFL. Decay the classification bias (see the demo configs' "
             "matching_integrated_weight_decay) unless that is what you want.")

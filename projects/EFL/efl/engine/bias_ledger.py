@@ -1,5 +1,5 @@
 """A training hook that checks, per class, the identity between an equalized loss's statistics
-and the SGD trajectory of the classification bias (docs/method.md §7).
+and the SGD trajectory of the classification bias (docs/method.md §8).
 
 The gradient of the classification bias of class j (anchor a) is the signed sum over locations
 of the same per-entry gradients whose absolute values the loss accumulates: negatives push the
