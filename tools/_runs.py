@@ -36,7 +36,12 @@ def train(config, output_dir, overrides=(), *, log_file=None, threads=None):
         subprocess.run(cmd, check=True, cwd=REPO, env=env)
     else:
         with open(log_file, "w") as console:
-            subprocess.run(cmd, check=True, cwd=REPO, env=env, stdout=console, stderr=subprocess.STDOUT)
+            code = subprocess.run(cmd, cwd=REPO, env=env, stdout=console, stderr=subprocess.STDOUT).returncode
+        if code:
+            with open(log_file) as console:
+                tail = console.read()[-3000:]
+            raise SystemExit(f"{tail}\n==> training {config} into {output_dir} failed (exit {code}); "
+                             f"its console is in {log_file}")
     return time.time() - start
 
 

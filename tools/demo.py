@@ -19,6 +19,7 @@ import json
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from _runs import LVIS_METRICS, REPO, markdown_table, read_results, train, user_overrides
 
@@ -46,8 +47,14 @@ def parse_args():
     parser.add_argument("--max-iter", type=int, help="override the configs' train.max_iter")
     parser.add_argument("--skip-training", action="store_true", help="reuse finished runs in --output-dir")
     parser.add_argument("--num-pictures", type=int, default=4, help="validation images to draw")
+    parser.add_argument("--jobs", type=int, default=2, help="runs trained at the same time (default: both)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of each run (default 1: a run is reproducible for a given "
+                             "seed and thread count, and the README's numbers are at 1 thread)")
     parser.add_argument("overrides", nargs=argparse.REMAINDER, help="key=value overrides for both runs")
     args = parser.parse_args()
+    if args.jobs < 1 or args.threads < 1:
+        parser.error("--jobs and --threads must be at least 1")
     if args.output_dir is None:
         args.output_dir = os.path.join(REPO, "output", DEFAULT_OUTPUT_DIRS[args.family])
     return args
@@ -72,7 +79,13 @@ def max_iter_overrides(config, max_iter):
 
 def train_and_evaluate(name, config, output_dir, args):
     overrides = max_iter_overrides(config, args.max_iter) if args.max_iter else []
-    seconds = train(config, os.path.join(output_dir, name), overrides + args.overrides)
+    # with several runs at once, each run's console goes to a file beside its records
+    log_file = os.path.join(output_dir, f"{name}.console.txt") if args.jobs > 1 else None
+    if log_file:
+        os.makedirs(output_dir, exist_ok=True)
+        print(f"==> [{name}] training; console in {log_file}", flush=True)
+    seconds = train(config, os.path.join(output_dir, name), overrides + args.overrides,
+                    log_file=log_file, threads=args.threads)
     print(f"==> [{name}] done in {seconds:.0f} s", flush=True)
 
 
@@ -160,8 +173,11 @@ def main():
     os.makedirs(args.output_dir, exist_ok=True)
     start = time.time()
     if not args.skip_training:
-        for name, config in runs.items():
-            train_and_evaluate(name, config, args.output_dir, args)
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [pool.submit(train_and_evaluate, name, config, args.output_dir, args)
+                       for name, config in runs.items()]
+            for future in futures:
+                future.result()  # a failed run stops the demo with its error
 
     results = {name: read_results(os.path.join(args.output_dir, name)) for name in runs}
     table = format_table(results)
