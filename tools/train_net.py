@@ -48,6 +48,7 @@ from efl.engine import (
 )
 from efl.engine.bias_decay import check_bias_decay
 from efl.engine.bias_ledger import build_bias_ledger
+from efl.engine.buffer_sync import BufferSyncHook
 from efl.engine.checkpoint import CheckpointError
 from efl.engine.divergence import TrainingDivergedError, explain_divergence
 from efl.engine.ema import build_ema_hooks
@@ -210,6 +211,11 @@ def do_train(args, cfg, ground_truth=()):
     # the switch to the no-augmentation loader for the last epochs; nothing without train.ema /
     # train.no_aug_epochs. The EMA hook runs before the checkpointer and the evaluation.
     ema_hooks, evaluation_weights = build_ema_hooks(cfg, model, checkpointer)
+    # Several processes: each keeps its own BN statistics (broadcast_buffers=False); before a
+    # checkpoint or an evaluation they are averaged and rank 0's state is given to every process,
+    # so that the evaluation scores exactly the weights that are saved.
+    buffer_sync = BufferSyncHook(model, ema=checkpointer.checkpointables.get("ema"),
+                                 periods=(cfg.train.checkpointer.period, cfg.train.eval_period))
     last_results = {}
 
     def test_and_keep():
@@ -222,6 +228,7 @@ def do_train(args, cfg, ground_truth=()):
         hooks.IterationTimer(),
         hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
         *ema_hooks,
+        buffer_sync,
         build_no_aug_switch(cfg),
         statistics_hook(cfg, model),
         build_bias_ledger(cfg, model, optim),

@@ -288,3 +288,23 @@ def test_two_gloo_processes_keep_identical_statistics(tiny_data, tmp_path):
         assert torch.equal(a, b), name
     assert ranks[0]["buffers"]["cls_loss"]["neg_grad"].abs().sum() > 0
     assert json.loads((tmp_path / "final_results.json").read_text())["world_size"] == 2
+
+
+def _eval_only_results(tiny_data, output_dir, checkpoint, *args):
+    run_train_net(tiny_data, output_dir, "--eval-only", *args, f"train.init_checkpoint={checkpoint}")
+    (record,) = Path(output_dir).glob("eval/*/final_results.json")
+    return json.loads(record.read_text())
+
+
+def test_two_gloo_processes_report_the_ap_of_the_weights_they_save(tiny_data, tmp_path):
+    # Each process's BatchNorm sees only its own images (broadcast_buffers=False) and only rank 0
+    # saves: the AP the run reports must still be the AP of model_final.pth, in 1 or 2 processes.
+    train_dir = tmp_path / "train"
+    run_train_net(tiny_data, train_dir, "--num-gpus", "2", "--dist-url", "auto", "train.max_iter=8")
+    reported = json.loads((train_dir / "final_results.json").read_text())["bbox"]
+    assert reported["AP"] > 0
+    checkpoint = train_dir / "model_final.pth"
+    for processes in ("1", "2"):
+        evaluated = _eval_only_results(tiny_data, tmp_path / f"eval{processes}", checkpoint,
+                                       "--num-gpus", processes, "--dist-url", "auto")
+        assert evaluated["bbox"] == reported, f"--eval-only in {processes} process(es)"

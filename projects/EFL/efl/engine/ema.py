@@ -159,12 +159,9 @@ class ModelEMA:
 class EMAHook(HookBase):
     """
     Updates a `ModelEMA` after every step, with the trainer's iteration. Register it before the
-    checkpointer and evaluation hooks, so that they see this step's average.
-
-    After the last iteration it also averages the BN statistics of the model and of the EMA over
-    processes, before the final checkpoint is written: the reference evaluates and then saves, so
-    its final checkpoint holds the averaged statistics its final evaluation used, and
-    ``--eval-only`` on ``model_final.pth`` reproduces that evaluation.
+    checkpointer and evaluation hooks, so that they see this step's average. In several processes
+    `efl.engine.buffer_sync.BufferSyncHook` (after this one) averages the BN statistics of the
+    model and of the EMA before each checkpoint and evaluation.
     """
 
     def __init__(self, ema, model):
@@ -178,9 +175,6 @@ class EMAHook(HookBase):
 
     def after_step(self):
         self.ema.update(self.model, self.trainer.iter)
-        if self.trainer.iter + 1 >= self.trainer.max_iter:
-            average_bn_statistics(self.model)
-            self.ema.average_bn_statistics()
 
 
 def build_ema_hooks(cfg, model, checkpointer):
@@ -194,8 +188,10 @@ def build_ema_hooks(cfg, model, checkpointer):
 
     Returns:
         (hooks, evaluation_weights): the hooks to register ([] without EMA), and a context manager
-        factory for evaluation: it averages the BN statistics of the model and of the EMA over
-        processes, then swaps the EMA weights in for the block (a null context without EMA).
+        factory for evaluation: it swaps the EMA weights in for the block (a null context
+        without EMA). In training, `efl.engine.buffer_sync.BufferSyncHook` gives every process
+        the same model and EMA state before evaluating; an evaluation of a loaded checkpoint has
+        it by construction.
     """
     ema_cfg = OmegaConf.select(cfg, "train.ema", default=None)
     if not ema_cfg or not ema_cfg.get("enabled", False):
@@ -205,8 +201,6 @@ def build_ema_hooks(cfg, model, checkpointer):
 
     @contextlib.contextmanager
     def evaluation_weights():
-        average_bn_statistics(model)
-        ema.average_bn_statistics()
         with ema.apply_to(model):
             yield
 
