@@ -11,10 +11,12 @@ Trailing ``path.key=value`` arguments override the config; a key the config does
 error (see ``--help``). With CUDA, processes use NCCL through Detectron2's launcher; without CUDA,
 ``--num-gpus N`` runs N CPU processes over gloo. A training run writes its checkpoints, log.txt,
 metrics.json, config.yaml and final_results.json into ``train.output_dir``; an ``--eval-only`` run
-writes its own into ``<train.output_dir>/eval/<dataset>-<checkpoint>/``.
+writes its own into ``<train.output_dir>/eval/<dataset>-<checkpoint>-<hash of its path>/`` (removed
+again when the evaluation fails).
 """
 import logging
 import os
+import shutil
 import sys
 import time
 
@@ -90,7 +92,9 @@ Keys of `train` read by this tool beyond Detectron2's (defaults when the config 
                                        outside their image (the evaluator counts them as written)
 
 --eval-only needs weights: train.init_checkpoint=PATH, or --resume with a checkpoint in
-train.output_dir. It writes into <train.output_dir>/eval/<dataset>-<checkpoint>/.
+train.output_dir. It writes into <train.output_dir>/eval/<dataset>-<checkpoint>-<hash>/, <hash>
+from the checkpoint's absolute path (checkpoints of one name from different runs do not collide);
+a failed evaluation leaves no folder.
 """
 
 
@@ -144,6 +148,20 @@ def check_weights(cfg, args):
         return
     if _is_local(path) and not os.path.isfile(path):
         raise CheckpointError(f"{what} {path} does not exist")
+
+
+def eval_only_output_dir(cfg, args):
+    """Where an --eval-only run writes its records (efl.engine.results.evaluation_output_dir)."""
+    return evaluation_output_dir(cfg.train.output_dir, test_dataset_names(cfg), evaluation_checkpoint(cfg, args))
+
+
+def first_missing_directory(path):
+    """The topmost of ``path`` and its parents that does not exist yet (None when ``path`` does):
+    what a run writing into ``path`` creates, and a failed run removes again."""
+    path, missing = os.path.abspath(path), None
+    while not os.path.exists(path):
+        path, missing = os.path.dirname(path), path
+    return missing
 
 
 def test_dataset_names(cfg):
@@ -271,8 +289,8 @@ def main(args):
     checkpoint = None
     if args.eval_only:
         checkpoint = evaluation_checkpoint(cfg, args)
+        cfg.train.output_dir = eval_only_output_dir(cfg, args)
         cfg.train.init_checkpoint = checkpoint  # the record names the evaluated weights
-        cfg.train.output_dir = evaluation_output_dir(cfg.train.output_dir, test_dataset_names(cfg), checkpoint)
     setup_run(cfg, args, verbose=args.verbose)
     if cuda_missing:
         logger.warning("train.device asks for CUDA, which is not available: running on CPU")
@@ -308,17 +326,26 @@ def invoke_main():
     args = parser.parse_args()
     # Mistyped overrides and missing weights fail here, before processes start or data load.
     try:
-        check_weights(load_config(args), args)
+        cfg = load_config(args)
+        check_weights(cfg, args)
     except (OverrideError, CheckpointError, FileNotFoundError) as e:
         parser.error(str(e))
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    # A failed --eval-only leaves no record folder behind (its error is on the console). The
+    # launcher's parent process removes it: a failing worker can be killed before it could.
+    new_directory = first_missing_directory(eval_only_output_dir(cfg, args)) if args.eval_only else None
+    try:
+        launch(
+            main,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+        )
+    except BaseException:
+        if new_directory:
+            shutil.rmtree(new_directory, ignore_errors=True)
+        raise
 
 
 if __name__ == "__main__":

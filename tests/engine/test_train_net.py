@@ -1,4 +1,5 @@
 """tools/train_net.py run as users run it (a subprocess), on the tiny LVIS-format set, on CPU."""
+import hashlib
 import json
 import os
 import re
@@ -105,6 +106,13 @@ def test_training_ends_with_lvis_metrics_in_final_results(trained):
     assert results["wall_time_s"] > 0 and results["world_size"] == 1
 
 
+def eval_record_dir(output_dir, checkpoint):
+    """The folder the README promises an --eval-only run of ``checkpoint``: its dataset, file stem
+    and the first 8 hex digits of the SHA-1 of its absolute path."""
+    digest = hashlib.sha1(os.path.abspath(checkpoint).encode()).hexdigest()[:8]
+    return Path(output_dir) / "eval" / f"efl_test_tiny-{Path(checkpoint).stem}-{digest}"
+
+
 def snapshot(directory):
     """{relative path: bytes} of every file under ``directory``."""
     return {p.relative_to(directory): p.read_bytes() for p in Path(directory).rglob("*") if p.is_file()}
@@ -117,7 +125,7 @@ def test_eval_only_writes_its_own_record_and_leaves_the_training_record_alone(tr
                   "train.checkpointer.period=1")
     after = {k: v for k, v in snapshot(trained).items() if k.parts[0] != "eval"}
     assert after == before, "the training run's files changed"
-    eval_dir = Path(trained) / "eval" / "efl_test_tiny-model_final"
+    eval_dir = eval_record_dir(trained, f"{trained}/model_final.pth")
     assert {"config.yaml", "log.txt", "final_results.json"} <= {p.name for p in eval_dir.iterdir()}
     results = json.loads((eval_dir / "final_results.json").read_text())
     reference = json.loads((Path(trained) / "final_results.json").read_text())
@@ -130,7 +138,7 @@ def test_eval_only_writes_its_own_record_and_leaves_the_training_record_alone(tr
 def test_eval_only_with_resume_evaluates_the_last_checkpoint_of_the_run(trained, tiny_data):
     proc = run_train_net(tiny_data, trained, "--eval-only", "--resume")
     assert f"Evaluating {trained}/model_final.pth" in proc.stdout
-    assert (Path(trained) / "eval" / "efl_test_tiny-model_final" / "final_results.json").is_file()
+    assert (eval_record_dir(trained, f"{trained}/model_final.pth") / "final_results.json").is_file()
 
 
 def test_evaluation_states_the_ground_truth_boxes_the_checks_changed(trained, tmp_path):
@@ -145,7 +153,7 @@ def test_evaluation_states_the_ground_truth_boxes_the_checks_changed(trained, tm
            "outside their image" in proc.stdout
     proc = run_train_net(data, tmp_path, "--eval-only", weights, "train.eval_invalid_boxes=report")
     assert "The dataset checks clipped 1 of them to their image and dropped 2" in proc.stdout
-    results = json.loads((tmp_path / "eval" / "efl_test_tiny-model_final" / "final_results.json").read_text())
+    results = json.loads((eval_record_dir(tmp_path, f"{trained}/model_final.pth") / "final_results.json").read_text())
     (report,) = results["ground_truth"]
     assert (report["boxes"], report["clipped"], report["dropped"]) == (9, 1, 2)
 
@@ -181,7 +189,21 @@ def test_eval_only_refuses_a_checkpoint_of_another_class_count(trained, tiny_dat
     proc = run_train_net(tiny_data, tmp_path, "--eval-only", f"train.init_checkpoint={path}", returncode=1)
     assert f"{path}: 2 weight(s) have another shape than the model's: head.cls_score.weight" in proc.stdout
     assert "Traceback" not in proc.stderr
-    assert not list(tmp_path.rglob("final_results.json"))
+    assert not (tmp_path / "eval").exists(), "a failed --eval-only left its record folder"
+
+
+def test_eval_only_records_of_same_named_checkpoints_of_two_runs_do_not_collide(trained, tiny_data, tmp_path):
+    checkpoints = [tmp_path / run / "model_final.pth" for run in ("a", "b")]
+    for path in checkpoints:
+        path.parent.mkdir()
+        path.write_bytes((Path(trained) / "model_final.pth").read_bytes())
+    for path in checkpoints:
+        run_train_net(tiny_data, tmp_path / "out", "--eval-only", f"train.init_checkpoint={path}")
+    records = sorted((tmp_path / "out" / "eval").iterdir())
+    assert records == sorted(eval_record_dir(tmp_path / "out", path) for path in checkpoints)
+    for path in checkpoints:
+        results = json.loads((eval_record_dir(tmp_path / "out", path) / "final_results.json").read_text())
+        assert results["checkpoint"] == str(path)
 
 
 def test_a_worker_error_ends_a_two_process_run_with_its_message_and_no_launcher_traceback(

@@ -1,5 +1,6 @@
 """Where a run's records go: the evaluation summary file that scripts read after a run, and the
 sub-directory of an evaluation-only run."""
+import hashlib
 import json
 import os
 
@@ -26,8 +27,12 @@ def write_final_results(output_dir, results, **extra):
 
 
 def evaluation_output_dir(output_dir, dataset_names, checkpoint):
-    """``<output_dir>/eval/<datasets>-<checkpoint stem>``: where an evaluation-only run writes its
-    config.yaml, log and final_results.json, so that it never replaces the training run's own.
+    """``<output_dir>/eval/<datasets>-<checkpoint stem>-<hash>``: where an evaluation-only run
+    writes its config.yaml, log and final_results.json, so that it never replaces the training
+    run's own. ``<hash>`` is the first 8 hex digits of the SHA-1 of the checkpoint's absolute path
+    (of the URL as given for a remote one): checkpoints of the same file name from different runs
+    (``output/a/model_final.pth``, ``output/b/model_final.pth``) get different folders, and
+    evaluating the same file again replaces its own record.
 
     Args:
         output_dir: the run's ``train.output_dir``.
@@ -35,5 +40,8 @@ def evaluation_output_dir(output_dir, dataset_names, checkpoint):
         checkpoint: the evaluated weights file.
     """
     names = [dataset_names] if isinstance(dataset_names, str) else list(dataset_names)
-    stem = os.path.splitext(os.path.basename(str(checkpoint)))[0]
-    return os.path.join(output_dir, "eval", f"{'+'.join(names)}-{stem}")
+    checkpoint = str(checkpoint)
+    stem = os.path.splitext(os.path.basename(checkpoint))[0]
+    location = checkpoint if "://" in checkpoint else os.path.abspath(checkpoint)
+    digest = hashlib.sha1(location.encode("utf-8")).hexdigest()[:8]
+    return os.path.join(output_dir, "eval", f"{'+'.join(names)}-{stem}-{digest}")
