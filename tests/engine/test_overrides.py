@@ -88,3 +88,35 @@ def test_key_whose_value_is_missing_can_be_set(load_cfg):
     assert cfg.dataset.train_json == "/data/train.json"
     with pytest.raises(OverrideError, match="did you mean 'dataset.train_json'"):
         apply_overrides(cfg, ["dataset.train_jsn=/data/train.json"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("optimizer.lr=abc", "override 'optimizer.lr=abc': optimizer.lr takes a float or an int (the "
+                         "config has 0.01), got the string 'abc'"),
+    ("train.max_iter=1.5", "override 'train.max_iter=1.5': train.max_iter takes an int (the config "
+                           "has 12), got the float 1.5"),
+    ("train.max_iter=abc", "train.max_iter takes an int (the config has 12), got the string 'abc'"),
+    ("train.max_iter='20'", "train.max_iter takes an int (the config has 12), got the string '20'"),
+    ("train.amp.enabled=1", "train.amp.enabled takes a bool, true or false (the config has False), "
+                            "got the int 1"),
+])
+def test_a_value_of_another_type_than_the_configs_is_an_error_naming_key_value_and_type(
+        load_cfg, override, message):
+    with pytest.raises(OverrideError) as info:
+        apply_overrides(load_cfg(), [override])
+    assert message in str(info.value)
+
+
+def test_values_that_fit_the_configs_types_are_applied(load_cfg):
+    cfg = apply_overrides(load_cfg(), [
+        "optimizer.lr=1",  # an int is a fine float
+        "optimizer.momentum=0.8",
+        "train.max_iter=20",
+        "train.amp.enabled=true",
+        "train.output_dir=/tmp/x",
+        "dataloader.evaluator=null",  # null everywhere (here: no evaluation)
+        "train.seed=${train.max_iter}",  # an interpolation: its type is known when resolved
+    ])
+    assert (cfg.optimizer.lr, cfg.optimizer.momentum, cfg.train.max_iter) == (1, 0.8, 20)
+    assert cfg.train.amp.enabled is True and cfg.dataloader.evaluator is None
+    assert cfg.train.seed == 20

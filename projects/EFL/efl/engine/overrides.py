@@ -11,8 +11,13 @@ an override is accepted when
 - it is written ``+key=value`` (Hydra's "add") and its parent exists: a deliberate new key, or
   ``++key=value`` (add or change).
 
-Otherwise it is an :class:`OverrideError` that names the key and the closest existing key
-(docs/train_net.md, "Overrides").
+Otherwise it is an :class:`OverrideError` that names the key and the closest existing key.
+
+The value must also fit the type of the config's value for that key, checked before anything runs
+(``optimizer.lr=abc`` used to fail inside SGD's constructor, ``train.max_iter=1.5`` at the first
+iteration after loading the data): an int key takes an int, a float key an int or a float, a bool
+key true/false; ``null`` and interpolations (``${...}``) are accepted everywhere, keys of other
+types are not checked (docs/train_net.md, "Overrides").
 """
 import difflib
 import inspect
@@ -21,7 +26,7 @@ from detectron2.config import LazyConfig
 from detectron2.utils.registry import locate
 from omegaconf import DictConfig, ListConfig
 
-__all__ = ["OverrideError", "apply_overrides", "check_override_key", "OVERRIDE_HELP"]
+__all__ = ["OverrideError", "apply_overrides", "check_override_key", "check_override_value", "OVERRIDE_HELP"]
 
 OVERRIDE_HELP = """\
 Overrides (path.key=value, after the flags) change the LazyConfig, e.g.
@@ -29,11 +34,12 @@ Overrides (path.key=value, after the flags) change the LazyConfig, e.g.
     train.init_checkpoint=output/run/model_final.pth model.num_classes=48
 A key must exist in the config, or be a parameter of the callable its parent LazyCall builds
 (e.g. model.test_score_thresh=0.05). +path.key=value adds a new key on purpose, ++path.key=value
-adds or changes. A mistyped key is an error naming the closest existing one."""
+adds or changes. A mistyped key is an error naming the closest existing one; a value must fit the
+type of the config's value (int keys take ints, float keys ints or floats, bool keys true/false)."""
 
 
 class OverrideError(KeyError):
-    """An override whose key the config does not have."""
+    """An override whose key the config does not have, or whose value has the wrong type."""
 
     def __str__(self):  # KeyError would print the message with quotes around it
         return str(self.args[0])
@@ -115,6 +121,47 @@ def check_override_key(cfg, key, *, adding=False):
                             + (" (write +key=value to add a new key on purpose)" if last else ""))
 
 
+# (type of the config's value, what an override of it may be, how the message names the type)
+_VALUE_TYPES = (
+    (bool, (bool,), "a bool, true or false"),
+    (int, (int,), "an int"),
+    (float, (int, float), "a float or an int"),
+)
+
+
+def _existing_value(cfg, key):
+    """``(found, value)`` of ``key`` in ``cfg`` as written (an interpolation is not resolved)."""
+    node = cfg
+    for part in key.split("."):
+        if isinstance(node, ListConfig) and part.isdigit() and int(part) < len(node):
+            child = node._get_node(int(part))
+        elif isinstance(node, DictConfig) and part in node.keys():
+            child = node._get_node(part)
+        else:
+            return False, None
+        if child._is_interpolation() or child._is_missing():
+            return False, None
+        node = child if isinstance(child, (DictConfig, ListConfig)) else child._value()
+    return True, node
+
+
+def check_override_value(cfg, key, value, written):
+    """Raise :class:`OverrideError` when ``value`` (the parsed override ``written``) does not fit
+    the type of the config's value for ``key`` (see the module docstring)."""
+    found, current = _existing_value(cfg, key)
+    if not found or value is None or (isinstance(value, str) and "${" in value):
+        return
+    for config_type, accepted, name in _VALUE_TYPES:
+        # bool is a subclass of int: match the config's value by its exact type
+        if type(current) is config_type:
+            if type(value) not in accepted:
+                given = f"the {type(value).__name__} {value!r}" if not isinstance(value, str) \
+                    else f"the string {value!r}"
+                raise OverrideError(f"override '{written}': {key} takes {name} (the config has "
+                                    f"{current!r}), got {given}")
+            return
+
+
 def apply_overrides(cfg, overrides):
     """Check every override (:func:`check_override_key`), then apply them all with Detectron2's
     ``LazyConfig.apply_overrides``. Returns ``cfg``, changed in place."""
@@ -132,4 +179,6 @@ def apply_overrides(cfg, overrides):
     for override in parsed:
         check_override_key(cfg, override.key_or_group,
                            adding=override.is_add() or override.is_force_add())
+        if not override.is_delete() and not override.is_sweep_override():
+            check_override_value(cfg, override.key_or_group, override.value(), override.input_line)
     return LazyConfig.apply_overrides(cfg, overrides)
