@@ -2,6 +2,7 @@
 derived from them, input validation, and the call into the chunked autograd Function."""
 import math
 import numbers
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -14,8 +15,24 @@ __all__ = ["EqualizedLossBase", "find_equalized_losses"]
 # Integer dtypes accepted for labels. uint8 and bool are left out on purpose: as an index they are
 # a mask, not class ids.
 _LABEL_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8)
-# Order of the problems that the one host read of a call reports (see ``_raise_on_problems``).
-_BAD_LABELS, _BAD_SCORES, _BAD_NORMALIZER, _NON_FINITE = range(4)
+
+
+class _HostReport(NamedTuple):
+    """What the one host read of a call brings back, in the order of the device tensor it is read
+    from: ``_problems``' flags (1.0 where a problem was found), then the values their messages
+    quote, then whether any other process had a problem (training: summed by the all-reduce)."""
+
+    bad_labels: float
+    bad_scores: float
+    bad_normalizer: float
+    non_finite_loss: float
+    labels_min: float
+    labels_max: float
+    score_min: float
+    score_max: float
+    normalizer: float
+    loss: float
+    others_bad: float
 
 
 def find_equalized_losses(model):
@@ -126,10 +143,9 @@ class EqualizedLossBase(nn.Module):
         return normalizer
 
     def _problems(self, labels, scores, normalizer, loss):
-        """On the device, without a host read: ``(flags, values)``, float64. ``flags`` (4,) is
-        1 where a problem was found (order: labels, scores, normalizer, non-finite loss);
-        ``values`` (6,) what the messages quote: labels min/max, the positive rows' score
-        min/max, the normalizer and the loss."""
+        """On the device, without a host read: ``(flags, values)``, float64, the first ten fields
+        of ``_HostReport`` in its order. ``flags`` (4,) is 1 where a problem was found;
+        ``values`` (6,) what the messages quote."""
         device = loss.device
         f64 = dict(dtype=torch.float64, device=device)
         if labels.numel():
@@ -158,23 +174,22 @@ class EqualizedLossBase(nn.Module):
         values = torch.cat([label_range, score_range, norm.reshape(1), loss_value.reshape(1)])
         return flags, values
 
-    def _raise_on_problems(self, flags, values, others_bad):
+    def _raise_on_problems(self, report: _HostReport):
         """Raise for the first local problem; else, if another process had one, raise too (every
         process must stop at the same call, or the next all-reduce would wait forever)."""
         name, C = type(self).__name__, self.num_classes
-        labels_min, labels_max, score_min, score_max, normalizer, loss = values
-        if flags[_BAD_LABELS]:
+        if report.bad_labels:
             raise ValueError(f"{name}: labels must lie in [0, {C}] ({C} = background), "
-                             f"got values in [{int(labels_min)}, {int(labels_max)}]")
-        if flags[_BAD_SCORES]:
+                             f"got values in [{int(report.labels_min)}, {int(report.labels_max)}]")
+        if report.bad_scores:
             raise ValueError(f"{name}: scores (quality targets) of positive rows must lie in [0, 1], "
-                             f"got values in [{score_min}, {score_max}]")
-        if flags[_BAD_NORMALIZER]:
-            raise ValueError(f"{name}: normalizer must be a finite number > 0, got {normalizer}")
-        if flags[_NON_FINITE]:
-            raise FloatingPointError(f"{name}: these logits contain NaN or Inf (the loss is {loss}); "
+                             f"got values in [{report.score_min}, {report.score_max}]")
+        if report.bad_normalizer:
+            raise ValueError(f"{name}: normalizer must be a finite number > 0, got {report.normalizer}")
+        if report.non_finite_loss:
+            raise FloatingPointError(f"{name}: these logits contain NaN or Inf (the loss is {report.loss}); "
                                      "the gradient statistics were left unchanged")
-        if others_bad:
+        if report.others_bad > 0:
             raise FloatingPointError(f"{name}: the logits or arguments of another process were invalid "
                                      "(see its error); the gradient statistics were left unchanged")
 
@@ -190,17 +205,18 @@ class EqualizedLossBase(nn.Module):
         )
         flags, values = self._problems(labels, scores, normalizer, loss)
         if self.training:
-            # Any process's problem makes every process raise instead of deadlocking later.
-            packed = torch.cat([pos_sum, neg_sum, flags.any().float().reshape(1)])
-            all_reduce_sum_(packed)
-            host = torch.cat([flags, values, packed[-1:].double()]).tolist()  # the one host read
+            # One all-reduce for the statistics and the problem count: any process's problem makes
+            # every process raise instead of deadlocking later.
+            pos_sum, neg_sum, problem_count = all_reduce_sum_(
+                torch.cat([pos_sum, neg_sum, flags.any().float().reshape(1)])
+            ).split([self.num_classes, self.num_classes, 1])
+            host = torch.cat([flags, values, problem_count.double()]).tolist()  # the one host read
         else:
             host = torch.cat([flags, values]).tolist() + [0.0]
-        self._raise_on_problems(host[:4], host[4:10], others_bad=host[10] > 0)
+        self._raise_on_problems(_HostReport._make(host))
         if self.training:
-            C = self.num_classes
             with torch.no_grad():
-                self.pos_grad += packed[:C].to(self.pos_grad.device)
-                self.neg_grad += packed[C:2 * C].to(self.neg_grad.device)
+                self.pos_grad += pos_sum.to(self.pos_grad.device)
+                self.neg_grad += neg_sum.to(self.neg_grad.device)
                 self.pos_neg.copy_(torch.clamp(self.gradient_ratio(), 0, 1))
         return loss
