@@ -188,3 +188,41 @@ def test_evaluation_ground_truth_audit_reads_a_coco_format_set(coco_set):
     (report,) = audit_evaluation_ground_truth("efl_test_custom_val")
     # 4 images: "cat" in each, "person" in 3, "toothbrush" in 1; the crowd box is not ground truth
     assert (report["boxes"], report["clipped"], report["dropped"]) == (8, 0, 0)
+
+
+@pytest.mark.parametrize("bbox, problem", [
+    ([5, 5, -8, 12], "its width is negative"),
+    (["5", "5", "8", "12"], "its x is the string '5', not a number"),
+    ([5, 5, 8], "expected [x, y, width, height]"),
+])
+def test_malformed_box_in_a_training_json_is_an_error_naming_file_image_annotation_and_field(
+        coco_set, bbox, problem):
+    root, _, _ = coco_set
+    train = write_coco(root, "bad", 11, extra_annotations=[
+        {"id": 777, "image_id": 3, "category_id": 17, "bbox": bbox, "area": 96, "iscrowd": 0}])
+    # at registration, which reads the file: before anything computes with the box
+    with pytest.raises(DatasetCheckError) as info:
+        register_lvis_format_dataset("efl_test_custom_train", train, os.path.join(root, "images"))
+    # the file's 15 boxes and its crowd box come first
+    assert str(info.value) == (f"{train}: image 3, annotation 777 has a malformed bbox {bbox!r} "
+                               f"(field 'bbox' of annotations[16]): {problem}")
+
+
+def test_a_zero_area_box_in_a_val_json_is_an_error_naming_the_users_file_not_the_cached_copy(coco_set):
+    from efl.engine.ground_truth import GroundTruthError, audit_evaluation_ground_truth, describe_audit
+
+    root, train, _ = coco_set
+    val = write_coco(root, "val_zero", 4, first_image_id=1000, extra_annotations=[
+        {"id": 555, "image_id": 1001, "category_id": 17, "bbox": [5, 5, 0, 12], "area": 0, "iscrowd": 0}])
+    register_lvis_format_dataset("efl_test_custom_val", val, os.path.join(root, "images"), frequency_json=train)
+    cached = MetadataCatalog.get("efl_test_custom_val").json_file
+    assert cached != val  # a COCO file is evaluated through an LVIS-format copy
+    with pytest.raises(GroundTruthError) as info:
+        audit_evaluation_ground_truth("efl_test_custom_val")
+    message = str(info.value)
+    assert message.startswith(f"{val}: 1 of the 9 boxes of the evaluation set 'efl_test_custom_val'")
+    assert "image 1001, annotation 555, bbox [5, 5, 0, 12]" in message
+    assert f"Fix {val}, or set train.eval_invalid_boxes=report" in message
+    assert cached not in message and "Fix the file" not in message
+    (report,) = audit_evaluation_ground_truth("efl_test_custom_val", invalid_boxes="report")
+    assert f"scores against {val} as written (through its LVIS-format copy {cached})" in describe_audit(report)

@@ -59,7 +59,9 @@ def test_degenerate_boxes_are_dropped_or_clipped_and_counted(tmp_path, caplog):
     assert [a["category_id"] for a in by_id[1]["annotations"]] == [0, 2]
     assert by_id[2]["annotations"] == [] and by_id[3]["annotations"] == []
     message = caplog.text
-    assert "dropped 1 boxes of zero area and 1 boxes outside" in message
+    assert "dropped 1 boxes of zero area and 1 boxes outside their image (zero area: e.g. image 1, " \
+           "annotation 2, bbox [5, 5, 0, 10]) (outside: e.g. image 2, annotation 4, bbox [60, 50, 5, 5])" \
+           in message
     assert "clipped 1 boxes" in message and "2 images have no annotations" in message
     # Training then drops the images left without annotations (detectron2 logs that count).
     assert [d["image_id"] for d in get_detection_dataset_dicts(name)] == [1]
@@ -84,6 +86,28 @@ def test_non_finite_box_is_an_error_naming_the_image_and_annotation(tmp_path):
     with pytest.raises(DatasetCheckError, match=r"image 2, annotation 5 has a malformed bbox"):
         DatasetCatalog.get(name)
     DatasetCatalog.remove(name)
+
+
+def test_negative_width_is_an_error_naming_file_image_and_annotation_not_a_dropped_box(tmp_path):
+    root = str(tmp_path)
+    annotations = [_box_ann(1, 1, 1, [5, 5, 10, 10]), _box_ann(6, 2, 1, [20, 5, -10, 10])]
+    json_file = _write_set(root, annotations)
+    name = _register("efl_test_checks_negative", root, json_file)
+    with pytest.raises(DatasetCheckError) as info:
+        DatasetCatalog.get(name)
+    assert str(info.value) == (f"{json_file}: image 2, annotation 6 has a malformed bbox [20, 5, -10, 10] "
+                               "(field 'bbox' of annotations[1]): its width is negative")
+    DatasetCatalog.remove(name)
+
+
+def test_dicts_of_other_loaders_with_a_negative_height_are_an_error_naming_image_and_annotation():
+    from efl.data.dataset_checks import check_dataset_dicts
+
+    dicts = [{"image_id": 4, "file_name": "x.jpg", "height": 40, "width": 50,
+              "annotations": [{"id": 9, "bbox": [1, 2, 3, -4], "category_id": 0}]}]
+    with pytest.raises(DatasetCheckError, match=r"^synthetic: image 4, annotation 9 has a malformed bbox "
+                                                r"\[1, 2, 3, -4\]: its height is negative$"):
+        check_dataset_dicts(dicts, num_classes=1, source="synthetic", check_files=False)
 
 
 def test_missing_image_file_is_an_error_naming_the_path_and_image(tmp_path):

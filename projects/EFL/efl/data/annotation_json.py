@@ -6,6 +6,9 @@ module adds to Detectron2's ``load_lvis_json`` / ``load_coco_json``:
 
 - a file that is not valid JSON (e.g. truncated), lacks one of the three lists, or has an entry
   without a required key is an error that names the file and the field;
+- an annotation whose ``bbox`` is not 4 finite numbers (e.g. strings) or has a negative width or
+  height is an error naming the file, the image, the annotation and the field, when the file is
+  read (before anything computes with the box);
 - an annotation whose ``image_id`` is not among the images is counted and reported with the dataset
   checks (Detectron2 drops it without a word);
 - one code path for both formats, reading the file once.
@@ -20,7 +23,7 @@ import os
 
 from detectron2.structures import BoxMode
 
-from .dataset_checks import DatasetCheckError
+from .dataset_checks import DatasetCheckError, bbox_problem
 
 __all__ = ["read_annotation_json", "is_lvis_format", "dicts_from_annotation_json"]
 
@@ -71,6 +74,12 @@ def read_annotation_json(json_file):
                     raise DatasetCheckError(
                         f"{json_file}: {field}[{index}] (id {entry.get('id')}) has no '{key}' field"
                     )
+    for index, ann in enumerate(dataset["annotations"]):
+        problem = bbox_problem(ann["bbox"])
+        if problem:
+            raise DatasetCheckError(f"{json_file}: image {ann['image_id']}, annotation {ann['id']} has a "
+                                    f"malformed bbox {ann['bbox']!r} (field 'bbox' of annotations[{index}]): "
+                                    f"{problem}")
     return dataset
 
 

@@ -3,7 +3,10 @@ assigner and the loss never see a malformed box.
 
 What happens to each kind of bad input:
 
-- box with zero or negative width/height: dropped, counted in the log;
+- bbox that is not 4 finite numbers (e.g. strings), or with a negative width or height: error
+  naming the image id and annotation id (for a json: when the file is read, naming the file too,
+  see `efl.data.annotation_json`);
+- box with zero width or height: dropped, counted in the log with an example;
 - box partly outside the image: clipped to the image, counted;
 - box entirely outside the image: dropped, counted;
 - image without (remaining) annotations: kept and counted. The test set needs every image;
@@ -11,7 +14,6 @@ What happens to each kind of bad input:
 - annotation whose image id is not among the file's images (counted by the json reader, see
   `efl.data.annotation_json`): dropped, counted;
 - category id not in the dataset's classes: error naming the image id, annotation id and category;
-- bbox that is not 4 finite numbers: error naming the image id and annotation id;
 - image file that does not exist: error naming the path and image id;
 - image without a positive height/width: error naming the image id.
 """
@@ -19,13 +21,31 @@ import logging
 import math
 import os
 
-__all__ = ["check_dataset_dicts", "DatasetCheckError"]
+__all__ = ["bbox_problem", "check_dataset_dicts", "DatasetCheckError"]
 
 logger = logging.getLogger(__name__)
 
 
 class DatasetCheckError(ValueError):
     """Malformed input that cannot be repaired without guessing."""
+
+
+def bbox_problem(bbox):
+    """Why an ``[x, y, width, height]`` box is malformed, or None: it must be 4 finite numbers
+    (bools and strings are not numbers) with a width and a height that are not negative. A zero
+    width or height is degenerate, not malformed: the checks drop and count such a box."""
+    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+        return "expected [x, y, width, height]"
+    for field, value in zip(("x", "y", "width", "height"), bbox):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            kind = "the string" if isinstance(value, str) else f"a {type(value).__name__}"
+            return f"its {field} is {kind} {value!r}, not a number"
+        if not math.isfinite(value):
+            return f"its {field} is not finite"
+    for field, value in (("width", bbox[2]), ("height", bbox[3])):
+        if value < 0:
+            return f"its {field} is negative"
+    return None
 
 
 def _clip_box(bbox, width, height):
@@ -56,6 +76,7 @@ def check_dataset_dicts(dataset_dicts, *, num_classes, source, check_files=True,
         list[dict]: the same list.
     """
     counts = {"empty_box": 0, "clipped_box": 0, "outside_box": 0, "image_without_annotations": 0}
+    examples = {}  # kind of dropped box -> its first (image id, annotation id, bbox)
     missing = []
     for record in dataset_dicts:
         image_id, width, height = record.get("image_id"), record.get("width"), record.get("height")
@@ -82,16 +103,18 @@ def check_dataset_dicts(dataset_dicts, *, num_classes, source, check_files=True,
                     f"{in_file} in the file), outside the {num_classes} classes of the dataset's metadata"
                 )
             bbox = ann["bbox"]
-            if len(bbox) != 4 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox):
+            problem = bbox_problem(bbox)
+            if problem:
                 raise DatasetCheckError(
-                    f"{source}: image {image_id}, annotation {ann_id} has a malformed bbox {bbox}"
-                )
-            if bbox[2] <= 0 or bbox[3] <= 0:
+                    f"{source}: image {image_id}, annotation {ann_id} has a malformed bbox {bbox!r}: {problem}")
+            if bbox[2] == 0 or bbox[3] == 0:
                 counts["empty_box"] += 1
+                examples.setdefault("empty_box", (image_id, ann_id, list(bbox)))
                 continue
             clipped = _clip_box(bbox, width, height)
             if clipped[2] <= 0 or clipped[3] <= 0:
                 counts["outside_box"] += 1
+                examples.setdefault("outside_box", (image_id, ann_id, list(bbox)))
                 continue
             if clipped != [float(v) for v in bbox]:
                 counts["clipped_box"] += 1
@@ -106,12 +129,17 @@ def check_dataset_dicts(dataset_dicts, *, num_classes, source, check_files=True,
             f"{source}: {len(missing)} image file(s) missing, e.g. image {image_id} at {path}"
         )
     if any(counts.values()):
+        named = "".join(f" ({what}: e.g. image {examples[kind][0]}, annotation {examples[kind][1]}, "
+                        f"bbox {examples[kind][2]})"
+                        for kind, what in (("empty_box", "zero area"), ("outside_box", "outside"))
+                        if kind in examples)
         logger.warning(
-            "%s: dropped %d boxes of zero area and %d boxes outside their image, clipped %d boxes to "
+            "%s: dropped %d boxes of zero area and %d boxes outside their image%s, clipped %d boxes to "
             "their image; %d images have no annotations",
             source,
             counts["empty_box"],
             counts["outside_box"],
+            named,
             counts["clipped_box"],
             counts["image_without_annotations"],
         )

@@ -65,7 +65,11 @@ def _audit_lvis_json(name, metadata):
                 dropped.append((record["image_id"], ann_id, bbox))
             elif [float(v) for v in ann["bbox"]] != [float(v) for v in bbox]:
                 clipped += 1
-    return {"dataset": name, "json_file": json_file, "boxes": sum(len(b) for b in written),
+    # own datasets (efl.data.register_lvis_format_dataset) are evaluated through an LVIS-format
+    # copy under the cache; messages name the user's own file
+    source = metadata.get("source_json_file", None) or json_file
+    return {"dataset": name, "json_file": json_file, "source_json_file": source,
+            "boxes": sum(len(b) for b in written),
             "clipped": clipped, "dropped": len(dropped), "dropped_examples": dropped[:5]}
 
 
@@ -77,13 +81,15 @@ def audit_evaluation_ground_truth(dataset_names, *, invalid_boxes="error"):
         invalid_boxes: one of ``INVALID_BOX_POLICIES``: what to do when the checks drop boxes.
 
     Returns:
-        list[dict]: per LVIS-format dataset, ``{"dataset", "json_file", "boxes", "clipped",
-        "dropped", "dropped_examples"}`` (examples: ``(image id, annotation id, bbox)``).
+        list[dict]: per LVIS-format dataset, ``{"dataset", "json_file", "source_json_file",
+        "boxes", "clipped", "dropped", "dropped_examples"}`` (examples: ``(image id, annotation
+        id, bbox)``; ``json_file`` is the file the evaluator reads, ``source_json_file`` the user's
+        file it was made from, the same file unless it is an LVIS-format copy).
         Datasets of other formats are skipped (logged).
 
     Raises:
-        GroundTruthError: with ``invalid_boxes="error"``, naming the file, the first image and
-            annotation ids and the option.
+        GroundTruthError: with ``invalid_boxes="error"``, naming the user's file, the first
+            image and annotation ids and the option.
     """
     if invalid_boxes not in INVALID_BOX_POLICIES:
         raise ValueError(f"train.eval_invalid_boxes must be one of {INVALID_BOX_POLICIES}, got {invalid_boxes!r}")
@@ -100,21 +106,24 @@ def audit_evaluation_ground_truth(dataset_names, *, invalid_boxes="error"):
         report = _audit_lvis_json(name, metadata)
         if report["dropped"] and invalid_boxes == "error":
             image_id, ann_id, bbox = report["dropped_examples"][0]
+            source = report["source_json_file"]
             raise GroundTruthError(
-                f"{report['json_file']}: {report['dropped']} of the {report['boxes']} boxes of the "
-                f"evaluation set '{name}' have zero area or lie entirely outside their image (e.g. "
-                f"image {image_id}, annotation {ann_id}, bbox {bbox}). The model never sees them, "
-                "but the evaluator reads the file as written and counts them as objects to find. "
-                "Fix the file, or set train.eval_invalid_boxes=report to evaluate against it anyway")
+                f"{source}: {report['dropped']} of the {report['boxes']} boxes of the evaluation set "
+                f"'{name}' have zero area or lie entirely outside their image (e.g. image {image_id}, "
+                f"annotation {ann_id}, bbox {bbox}). The model never sees them, but the evaluator "
+                "reads the file as written and counts them as objects to find. "
+                f"Fix {source}, or set train.eval_invalid_boxes=report to evaluate against it anyway")
         reports.append(report)
     return reports
 
 
 def describe_audit(report):
     """One line for the log and the console."""
-    line = (f"Ground truth of '{report['dataset']}': the evaluator scores against {report['json_file']} "
-            f"as written ({report['boxes']} boxes). The dataset checks clipped {report['clipped']} of "
-            f"them to their image")
+    source, evaluated = report.get("source_json_file", report["json_file"]), report["json_file"]
+    through = f" (through its LVIS-format copy {evaluated})" if evaluated != source else ""
+    line = (f"Ground truth of '{report['dataset']}': the evaluator scores against {source} as "
+            f"written{through} ({report['boxes']} boxes). The dataset checks clipped "
+            f"{report['clipped']} of them to their image")
     if report["dropped"]:
         line += f" and dropped {report['dropped']} (zero area or outside the image)"
     return line + ("; these stay in the evaluated ground truth as written"
