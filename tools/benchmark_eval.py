@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Time and peak memory of the evaluations on synthetic result sets of the real sizes.
 
-- openimages: efl.evaluation.oid_challenge on the Open Images Challenge 2019 validation size
+- openimages: efl.data.openimages.metric on the Open Images Challenge 2019 validation size
   (41,620 images, 500 classes, 100 detections per image; about 6 boxes, 10 % group-of, and 8
   verified image-level labels per image; a two-level hierarchy of 100 parents x 4 children).
 - lvis: the LVIS v1 val size (19,809 images, 1,203 classes, 300 detections per image, about 12
@@ -37,8 +37,8 @@ def _peak_mb():
 
 
 def run_openimages(num_images, num_classes, dets_per_image, seed=0):
-    from efl.data.openimages_hierarchy import LabelHierarchy
-    from efl.evaluation.oid_challenge import OIDDetections, OIDGroundTruth, evaluate_oid_challenge
+    from efl.data.openimages import LabelHierarchy
+    from efl.data.openimages.metric import OIDDetections, OIDGroundTruth, evaluate_oid_challenge
 
     rng = np.random.default_rng(seed)
     parents = num_classes // 5

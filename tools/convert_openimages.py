@@ -23,7 +23,7 @@ import csv
 import json
 import os
 
-from efl.data.openimages_convert import convert_challenge_files
+from efl.data.openimages import convert_challenge_files
 
 
 def parse_args(argv=None):

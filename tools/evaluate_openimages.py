@@ -30,18 +30,16 @@ import time
 
 import numpy as np
 
-from efl.data.openimages_csv import read_hierarchy
-from efl.data.openimages_hierarchy import LabelHierarchy
-from efl.evaluation.oid_challenge import evaluate_oid_challenge
-from efl.evaluation.openimages_io import (
-    format_table,
+from efl.data.openimages import LabelHierarchy
+from efl.data.openimages.files import read_hierarchy
+from efl.data.openimages.ground_truth import (
     load_class_counts,
     load_ground_truth_csv,
     load_ground_truth_json,
     load_predictions,
-    summarize,
-    write_report,
 )
+from efl.data.openimages.metric import evaluate_oid_challenge
+from efl.data.openimages.report import format_table, summarize, write_report
 
 
 def parse_args(argv=None):

@@ -66,7 +66,7 @@ def test_reference_layout_loads_with_lvis_v1_metadata(monkeypatch, tmp_path):
     root = str(tmp_path)
     _fake_lvis_root(root)
     monkeypatch.setenv(LVIS_ROOT_ENV, root)
-    register_lvis_v1_efl(names=NAMES)
+    register_lvis_v1_efl(names=NAMES, train_names=["efl_test_lvis_train"])
     meta = MetadataCatalog.get("efl_test_lvis_train")
     assert len(meta.thing_classes) == 1203 and meta.thing_classes[-1] == "zucchini"
     assert meta.class_frequency[0] == "c" and meta.evaluator_type == "lvis"

@@ -16,9 +16,7 @@ from detectron2.structures import BoxMode
 
 import efl.data  # noqa: F401  (registers the datasets)
 from efl.data import DatasetCheckError, register_oid_challenge_2019_efl
-from efl.data.openimages import load_openimages_json
-from efl.data.openimages_convert import convert_challenge_files
-from efl.data.openimages_csv import OpenImagesFileError
+from efl.data.openimages import convert_challenge_files, load_openimages_json
 
 # Classes, in the order of the class-description file (category ids 1..6).
 CLASSES = [
@@ -212,14 +210,14 @@ def test_converter_reads_sizes_from_the_images_when_no_size_file(oid_files):
 def test_converter_errors_name_the_file_line_and_value(oid_files, file, text, message):
     with open(oid_files[file], "w") as f:
         f.write(text)
-    with pytest.raises((OpenImagesFileError, DatasetCheckError), match=message):
+    with pytest.raises(DatasetCheckError, match=message):
         convert(oid_files)
 
 
 def test_converter_rejects_a_hierarchy_node_that_is_not_a_class(oid_files):
     with open(oid_files["hierarchy"], "w") as f:
         json.dump({"LabelName": "/m/0bl9f", "Subcategory": [{"LabelName": "/m/0cat"}]}, f)
-    with pytest.raises(OpenImagesFileError, match=r"hierarchy node '/m/0cat'.*not one of the 6 classes"):
+    with pytest.raises(DatasetCheckError, match=r"hierarchy node '/m/0cat'.*not one of the 6 classes"):
         convert(oid_files)
 
 
@@ -255,7 +253,7 @@ def test_registered_datasets_load_group_of_boxes_as_ordinary_boxes_with_hierarch
     assert by_id["img_a"]["file_name"] == os.path.join(oid_root, "train", "img_a.jpg")
     assert (by_id["img_a"]["width"], by_id["img_a"]["height"]) == (256, 128)
     # group-of box T is a training box of class Toy (3) like any other, as in the reference
-    assert [(a["category_id"], a["bbox"], a["bbox_mode"], a["iscrowd"]) for a in by_id["img_a"]["annotations"]] == [
+    assert [(a["category_id"], a["bbox"], a["bbox_mode"], a.get("iscrowd", 0)) for a in by_id["img_a"]["annotations"]] == [
         (2, [64.0, 32.0, 64.0, 64.0], BoxMode.XYWH_ABS, 0), (3, [128.0, 0.0, 128.0, 128.0], BoxMode.XYWH_ABS, 0)]
     assert by_id["img_c"]["annotations"] == []
     meta = MetadataCatalog.get("oid_challenge_2019_train_efl")
@@ -294,3 +292,36 @@ def test_missing_image_file_and_unset_root_are_errors_naming_them(oid_root, monk
     register_oid_challenge_2019_efl()
     with pytest.raises(FileNotFoundError, match="set the environment variable EFL_OID_ROOT"):
         DatasetCatalog.get("oid_challenge_2019_train_efl")
+
+
+def test_training_split_is_the_argument_not_the_file_name(oid_root, tmp_path):
+    # A training file whose name lacks "train" still counts its boxes; a validation file named
+    # "..._train_..." does not.
+    source = os.path.join(oid_root, "annotations", "openimages_challenge_2019_train_bbox.json")
+    renamed = str(tmp_path / "boxes_2019.json")
+    os.link(source, renamed)
+    images = os.path.join(oid_root, "train")
+    load_openimages_json(renamed, images, "efl_test_oid_split", is_train=True)
+    assert MetadataCatalog.get("efl_test_oid_split").class_instance_count == [0, 0, 1, 1, 1, 0]
+    MetadataCatalog.remove("efl_test_oid_split")
+    load_openimages_json(source, images, "efl_test_oid_split", is_train=False)
+    assert "class_instance_count" not in MetadataCatalog.get("efl_test_oid_split").as_dict()
+    MetadataCatalog.remove("efl_test_oid_split")
+
+
+def test_categories_without_freebase_id_are_named_by_their_name_in_training_and_evaluation(oid_root):
+    # EQLv2's files carry the MID as the category name and no freebase_id.
+    from efl.data.openimages.ground_truth import load_ground_truth_json, load_class_counts
+
+    json_file = os.path.join(oid_root, "annotations", "openimages_challenge_2019_val_bbox.json")
+    with open(json_file) as f:
+        dataset = json.load(f)
+    for category in dataset["categories"]:
+        category["name"] = category.pop("freebase_id")
+    with open(json_file, "w") as f:
+        json.dump(dataset, f)
+    DatasetCatalog.get("oid_challenge_2019_val_efl")
+    mids = [mid for mid, _ in CLASSES]
+    assert MetadataCatalog.get("oid_challenge_2019_val_efl").class_freebase_ids == mids
+    assert load_ground_truth_json(json_file).mids == mids
+    assert load_class_counts(json_file, mids).tolist() == [0, 0, 1, 1, 1, 0]

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from lvis import LVIS, LVISEval, LVISResults
 
-from efl.data.synthetic import PRESETS, category_metadata, generate, lvis_frequency
+from efl.data.frequency import lvis_frequency
+from efl.data.synthetic import PRESETS, category_metadata, generate
 from efl.data.synthetic.fine_grained import fine_grained_design
 from efl.data.synthetic.generator import FineGrainedLTSpec
 from efl.data.synthetic.render import ShapeVariant, shape_mask

@@ -8,7 +8,8 @@ import pytest
 from lvis import LVIS, LVISEval, LVISResults
 
 from detectron2.data.datasets.lvis import load_lvis_json
-from efl.data.synthetic import PRESETS, ensure_generated, generate, lvis_frequency
+from efl.data.frequency import lvis_frequency
+from efl.data.synthetic import PRESETS, ensure_generated, generate
 from efl.data.synthetic.__main__ import main as cli_main
 
 from .conftest import MEDIUM, load_json

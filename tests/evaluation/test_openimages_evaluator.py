@@ -86,7 +86,7 @@ def test_evaluator_without_counts_reports_map_only_and_without_hierarchy_is_an_e
 def test_evaluator_gathers_the_predictions_of_every_process(oid_root, monkeypatch):
     # Two processes, each with part of the images: comm.gather hands rank 0 both lists (what
     # Detectron2's gloo gather returns there), rank 1 gets nothing back and reports nothing.
-    import efl.evaluation.openimages_evaluation as module
+    import efl.data.openimages.evaluator as module
 
     ranks = [OpenImagesEvaluator("oid_challenge_2019_val_efl", distributed=True) for _ in range(2)]
     for rank, evaluator in enumerate(ranks):

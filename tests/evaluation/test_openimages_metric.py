@@ -1,4 +1,4 @@
-"""The Open Images Challenge metric (efl.evaluation.oid_challenge): each rule of the official
+"""The Open Images Challenge metric (efl.data.openimages.metric): each rule of the official
 protocol on a hand-built miniature with the expected AP worked out in the comments, and random
 sets checked against an independent implementation of the official code (effdet's NumPy port of
 TensorFlow's OpenImagesChallengeEvaluator), with the hierarchy expansion restated from the
@@ -15,8 +15,8 @@ import types
 import numpy as np
 import pytest
 
-from efl.data.openimages_hierarchy import LabelHierarchy
-from efl.evaluation.oid_challenge import (
+from efl.data.openimages import LabelHierarchy
+from efl.data.openimages.metric import (
     OIDDetections,
     OIDGroundTruth,
     evaluate_oid_challenge,

@@ -1,7 +1,7 @@
 # Open Images Challenge 2019 data (500 classes) for the improved-baseline RetinaNet, as the
 # reference's efl_oids_r50_2x_random.yaml (docs/openimages.md):
 # - Datasets `oid_challenge_2019_train_efl` / `oid_challenge_2019_val_efl`: the JSON of
-#   tools/convert_openimages.py under $EFL_OID_ROOT (see efl/data/openimages.py). Group-of boxes
+#   tools/convert_openimages.py under $EFL_OID_ROOT (see efl/data/openimages/datasets.py). Group-of boxes
 #   are ordinary training boxes, as in the reference.
 # - Train: plain random sampling (Detectron2's TrainingSampler, no repeat factors), short side 800,
 #   long side <= 1333, horizontal flip; images without boxes are dropped.

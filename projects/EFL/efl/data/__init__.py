@@ -12,7 +12,7 @@ from .lvis import (
     register_lvis_json,
     register_lvis_v1_efl,
 )
-from .openimages import (
+from .openimages.datasets import (
     OID_ROOT_ENV,
     load_openimages_json,
     register_oid_challenge_2019_efl,

@@ -41,7 +41,8 @@ from omegaconf import OmegaConf
 from .annotation_json import is_lvis_format, read_annotation_json
 from .dataset_checks import DatasetCheckError
 from .lvis import load_lvis_json_checked, register_lvis_json
-from .synthetic import default_cache_root, lvis_frequency
+from .frequency import lvis_frequency
+from .paths import default_cache_root
 
 __all__ = ["register_lvis_format_dataset"]
 

@@ -1,8 +1,10 @@
 """LVIS frequency groups (rare / common / frequent) of a dataset's classes.
 
-LVIS labels each category "r" (1-10 training images), "c" (11-100) or "f" (more). APr/APc/APf and
-the EFL statistics summaries are reported per group, so every consumer needs the same answer to
-"which letter has contiguous class k?"; :func:`class_frequency_letters` is that answer.
+LVIS labels each category "r" (1-10 training images), "c" (11-100) or "f" (more):
+:func:`lvis_frequency` is that rule, for every dataset that counts its own images (the synthetic
+sets, custom datasets). APr/APc/APf and the EFL statistics summaries are reported per group, so
+every consumer needs the same answer to "which letter has contiguous class k?";
+:func:`class_frequency_letters` is that answer.
 """
 import json
 import os
@@ -15,6 +17,7 @@ __all__ = [
     "LVIS_V1_NUM_CLASSES",
     "class_frequency_groups",
     "class_frequency_letters",
+    "lvis_frequency",
 ]
 
 # LVIS v1's 1203 categories, from Detectron2's table (the one place the count comes from).
@@ -22,6 +25,15 @@ LVIS_V1_NUM_CLASSES = len(_LVIS_V1_CATEGORIES)
 FREQUENCY_GROUPS = {"r": "rare", "c": "common", "f": "frequent"}
 # The metadata field of efl.data's datasets that holds one letter per contiguous class id.
 _FREQUENCY_FIELD = "class_frequency"
+
+
+def lvis_frequency(image_count):
+    """LVIS's frequency bucket of a class that appears in `image_count` training images."""
+    if image_count <= 10:
+        return "r"
+    if image_count <= 100:
+        return "c"
+    return "f"
 
 
 def _lvis_v1_letters(thing_classes):

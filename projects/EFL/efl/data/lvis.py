@@ -29,12 +29,13 @@ import collections
 import logging
 import os
 
-from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data import MetadataCatalog
 from detectron2.data.datasets.lvis_v1_categories import LVIS_CATEGORIES as LVIS_V1_CATEGORIES
 
 from ..compat import lvis_image_root
 from .annotation_json import dicts_from_annotation_json, read_annotation_json
 from .dataset_checks import check_dataset_dicts
+from .registration import register_dataset, root_env_loader, root_from_env
 
 __all__ = [
     "LVIS_ROOT_ENV",
@@ -51,6 +52,7 @@ _LVIS_V1_SPLITS = {
     "lvis_v1_train_efl": "annotations/lvis_v1_train.json",
     "lvis_v1_val_efl": "annotations/lvis_v1_val.json",
 }
+_LVIS_V1_TRAIN_NAMES = ("lvis_v1_train_efl",)
 
 
 def class_image_count_from_dicts(dataset_dicts, num_classes):
@@ -102,13 +104,9 @@ def register_lvis_json(name, *, json_file, image_root, metadata, loader=None):
         metadata: at least `thing_classes`; typically also `class_frequency`, `class_image_count`.
         loader: optional replacement of the default loader.
     """
-    if name in DatasetCatalog.list():
-        DatasetCatalog.remove(name)
-    if name in MetadataCatalog.list():
-        MetadataCatalog.remove(name)
-    DatasetCatalog.register(name, loader or (lambda: load_lvis_json_checked(json_file, image_root, name)))
-    MetadataCatalog.get(name).set(
-        json_file=json_file, image_root=lvis_image_root(image_root), evaluator_type="lvis", **metadata
+    register_dataset(
+        name, loader or (lambda: load_lvis_json_checked(json_file, image_root, name)),
+        json_file=json_file, image_root=lvis_image_root(image_root), evaluator_type="lvis", **metadata,
     )
 
 
@@ -120,28 +118,25 @@ def _lvis_v1_metadata():
     }
 
 
-def _lvis_v1_loader(name, root, json_file):
+def _lvis_v1_loader(name, root, json_file, is_train):
     def load():
-        if root is None:
-            raise FileNotFoundError(
-                f"{name}: set the environment variable {LVIS_ROOT_ENV} to the LVIS v1 root "
-                f"(holding annotations/lvis_v1_train.json, annotations/lvis_v1_val.json, train2017/, "
-                f"val2017/), or call efl.data.register_lvis_v1_efl(root)"
-            )
-        if not os.path.isfile(json_file):
-            raise FileNotFoundError(f"{name}: {json_file} does not exist ({LVIS_ROOT_ENV}={root})")
         dataset_dicts = load_lvis_json_checked(json_file, root, name)
-        if "train" in os.path.basename(json_file):
+        if is_train:
             # Image counts are counted on the training split (LVIS's rule for frequencies).
             meta = MetadataCatalog.get(name)
             if "class_image_count" not in meta.as_dict():
                 meta.class_image_count = class_image_count_from_dicts(dataset_dicts, len(meta.thing_classes))
         return dataset_dicts
 
-    return load
+    return root_env_loader(
+        name, load, root=root, env_var=LVIS_ROOT_ENV, json_file=json_file,
+        contents="LVIS v1 root (holding annotations/lvis_v1_train.json, annotations/lvis_v1_val.json, "
+                 "train2017/, val2017/)",
+        register_call="efl.data.register_lvis_v1_efl(root)",
+    )
 
 
-def register_lvis_v1_efl(root=None, *, names=None):
+def register_lvis_v1_efl(root=None, *, names=None, train_names=None):
     """
     Register LVIS v1 in the reference layout under `root` (default: `$EFL_LVIS_ROOT`).
 
@@ -150,14 +145,17 @@ def register_lvis_v1_efl(root=None, *, names=None):
             says to set it).
         names: {dataset name: json path relative to root}; default `lvis_v1_train_efl` and
             `lvis_v1_val_efl`.
+        train_names: the names among `names` that are training splits (loading one sets
+            `class_image_count` from its annotations); default `lvis_v1_train_efl`.
     """
-    root = root if root is not None else os.environ.get(LVIS_ROOT_ENV)
+    root, base = root_from_env(root, LVIS_ROOT_ENV)
+    train_names = set(_LVIS_V1_TRAIN_NAMES if train_names is None else train_names)
     for name, relative_json in (names or _LVIS_V1_SPLITS).items():
-        json_file = os.path.join(root if root is not None else f"${LVIS_ROOT_ENV}", relative_json)
+        json_file = os.path.join(base, relative_json)
         register_lvis_json(
             name,
             json_file=json_file,
-            image_root=root if root is not None else f"${LVIS_ROOT_ENV}",
+            image_root=base,
             metadata=_lvis_v1_metadata(),
-            loader=_lvis_v1_loader(name, root, json_file),
+            loader=_lvis_v1_loader(name, root, json_file, name in train_names),
         )

@@ -19,7 +19,8 @@ import os
 from detectron2.data import MetadataCatalog
 
 from .lvis import load_lvis_json_checked, register_lvis_json
-from .synthetic import PRESETS, category_metadata, default_cache_root, ensure_generated
+from .paths import default_cache_root
+from .synthetic import PRESETS, category_metadata, ensure_generated
 
 __all__ = ["register_synthetic_lt", "register_synthetic_lt_dir", "SPLITS"]
 

@@ -1,5 +1,6 @@
-"""Evaluation: LVIS with a fast backend; the Open Images Challenge metric."""
+"""Evaluation: LVIS with a fast backend; the Open Images Challenge metric (its evaluator lives with
+the rest of Open Images in `efl.data.openimages`)."""
+from ..data.openimages.evaluator import OpenImagesEvaluator
 from .lvis_evaluation import LVIS_BACKENDS, LVISEvaluator, lvis_backend
-from .openimages_evaluation import OpenImagesEvaluator
 
 __all__ = ["LVISEvaluator", "LVIS_BACKENDS", "OpenImagesEvaluator", "lvis_backend"]

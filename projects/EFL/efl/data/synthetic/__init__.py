@@ -13,13 +13,11 @@ Presets (`PRESETS`): "default" (the demo set: 48 classes, `synthetic_lt_*`), "ti
 
 `python -m efl.data.synthetic --help` generates sets of other sizes and seeds.
 """
-from .classes import lvis_frequency
 from .generator import (
     PRESETS,
     FineGrainedLTSpec,
     SyntheticLTSpec,
     category_metadata,
-    default_cache_root,
     ensure_generated,
     generate,
 )
@@ -29,8 +27,6 @@ __all__ = [
     "PRESETS",
     "SyntheticLTSpec",
     "category_metadata",
-    "default_cache_root",
     "ensure_generated",
     "generate",
-    "lvis_frequency",
 ]

@@ -21,7 +21,6 @@ __all__ = [
     "class_factors",
     "design_image_counts",
     "design_val_image_counts",
-    "lvis_frequency",
 ]
 
 SHAPES = ("circle", "square", "triangle", "star", "plus", "crescent")
@@ -49,15 +48,6 @@ DISTRACTOR_COLORS = {
 # LVIS v1 bucket proportions (classes sorted by train image count): frequent first.
 _FREQUENT_FRACTION = 405 / 1203
 _RARE_START = (405 + 461) / 1203
-
-
-def lvis_frequency(image_count):
-    """LVIS's frequency bucket of a class that appears in `image_count` training images."""
-    if image_count <= 10:
-        return "r"
-    if image_count <= 100:
-        return "c"
-    return "f"
 
 
 def class_factors(num_classes, seed):

@@ -31,8 +31,9 @@ from .classes import (
     class_factors,
     design_image_counts,
     design_val_image_counts,
-    lvis_frequency,
 )
+from ..frequency import lvis_frequency
+from ..paths import default_cache_root
 from .fine_grained import fine_grained_design
 from .render import add_noise, draw_background, fill_texture, shape_mask
 
@@ -42,7 +43,6 @@ __all__ = [
     "PRESETS",
     "generate",
     "ensure_generated",
-    "default_cache_root",
     "category_metadata",
 ]
 
@@ -140,12 +140,6 @@ PRESETS = {
         num_negative_categories=(2, 4),
     ),
 }
-
-
-def default_cache_root():
-    """`$EFL_DATASETS`, else `~/.cache/efl/datasets`."""
-    default = os.path.join(os.path.expanduser("~"), ".cache", "efl", "datasets")
-    return os.environ.get("EFL_DATASETS") or default
 
 
 def _class_name(factors):

@@ -29,7 +29,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from efl.data.openimages_hierarchy import LabelHierarchy
+from .hierarchy import LabelHierarchy
 
 __all__ = [
     "OIDDetections",

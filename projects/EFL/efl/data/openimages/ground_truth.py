@@ -1,4 +1,4 @@
-"""Ground truth and predictions for the Open Images metric, from either layout, and its report.
+"""Ground truth and predictions for the Open Images metric, from either layout.
 
 - COCO-like JSON ground truth (tools/convert_openimages.py) with a COCO results list (pixel
   x, y, w, h): evaluated in pixels.
@@ -9,18 +9,19 @@
 IoU and IoA do not change when both axes are scaled, so the layouts give the same numbers.
 """
 import collections
-import csv
 import dataclasses
 import json
 import logging
 import math
 import os
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 
-from efl.data.openimages_csv import (
-    OpenImagesFileError,
+from ..annotation_json import read_annotation_json
+from ..dataset_checks import DatasetCheckError
+from .files import (
+    class_mid,
     read_box_csv,
     read_class_counts_csv,
     read_class_descriptions,
@@ -29,17 +30,14 @@ from efl.data.openimages_csv import (
     read_predictions_csv,
 )
 
-from .oid_challenge import OIDDetections, OIDGroundTruth, OIDResult, frequency_groups, group_mean_ap
+from .metric import OIDDetections, OIDGroundTruth
 
 __all__ = [
     "OIDDataset",
-    "format_table",
     "load_class_counts",
     "load_ground_truth_csv",
     "load_ground_truth_json",
     "load_predictions",
-    "summarize",
-    "write_report",
 ]
 
 logger = logging.getLogger(__name__)
@@ -67,35 +65,23 @@ class OIDDataset:
     normalized: bool
 
 
-def _load_json(path):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} does not exist")
-    with open(path) as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise OpenImagesFileError(f"{path}: not valid JSON ({e})") from None
-
-
 def load_ground_truth_json(json_file) -> OIDDataset:
-    """The COCO-like JSON of tools/convert_openimages.py (or EQLv2's layout with the flags)."""
-    dataset = _load_json(json_file)
-    for key in ("categories", "images", "annotations"):
-        if key not in dataset:
-            raise OpenImagesFileError(f"{json_file}: no '{key}' list (expected the COCO-like Open Images layout)")
+    """The COCO-like JSON of tools/convert_openimages.py (or EQLv2's layout with the flags), read
+    by the project's one COCO-file reader (`efl.data.annotation_json`)."""
+    dataset = read_annotation_json(json_file)
     categories = sorted(dataset["categories"], key=lambda c: c["id"])
     contiguous = {c["id"]: k for k, c in enumerate(categories)}
 
     def class_of(category_id, where):
         if category_id not in contiguous:
-            raise OpenImagesFileError(f"{json_file}: {where} names category {category_id}, not in 'categories'")
+            raise DatasetCheckError(f"{json_file}: {where} names category {category_id}, not in 'categories'")
         return contiguous[category_id]
 
     image_ids, sizes, label_image, label_class, label_positive = [], [], [], [], []
     for i, image in enumerate(dataset["images"]):
         for key in ("pos_category_ids", "neg_category_ids"):
             if key not in image:
-                raise OpenImagesFileError(
+                raise DatasetCheckError(
                     f"{json_file}: image {image.get('id')} has no '{key}' (the verified image-level labels the "
                     "metric needs; write the file with tools/convert_openimages.py)"
                 )
@@ -108,21 +94,21 @@ def load_ground_truth_json(json_file) -> OIDDataset:
                 label_positive.append(positive)
     image_index = {image_id: i for i, image_id in enumerate(image_ids)}
     if len(image_index) != len(image_ids):
-        raise OpenImagesFileError(f"{json_file}: an image id is listed twice in 'images'")
+        raise DatasetCheckError(f"{json_file}: an image id is listed twice in 'images'")
 
     box_image, box_class, boxes, group_of = [], [], [], []
     for ann in dataset["annotations"]:
         where = f"annotation {ann.get('id')} (image {ann.get('image_id')})"
         if ann.get("image_id") not in image_index:
-            raise OpenImagesFileError(f"{json_file}: {where} names an image not in 'images'")
+            raise DatasetCheckError(f"{json_file}: {where} names an image not in 'images'")
         if "isgroupof" not in ann:
-            raise OpenImagesFileError(
+            raise DatasetCheckError(
                 f"{json_file}: {where} has no 'isgroupof' flag (files written by EQLv2's openimages2coco lack the "
                 "flags: convert the CSVs again with tools/convert_openimages.py)"
             )
         bbox = ann.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
-            raise OpenImagesFileError(f"{json_file}: {where} has a malformed bbox {bbox!r}")
+            raise DatasetCheckError(f"{json_file}: {where} has a malformed bbox {bbox!r}")
         x, y, w, h = bbox
         box_image.append(image_index[ann["image_id"]])
         box_class.append(class_of(ann["category_id"], where))
@@ -134,7 +120,7 @@ def load_ground_truth_json(json_file) -> OIDDataset:
         label_image=label_image, label_class=label_class, label_positive=label_positive,
     )
     return OIDDataset(
-        mids=[c.get("freebase_id", c["name"]) for c in categories],
+        mids=[class_mid(c) for c in categories],
         names=[c["name"] for c in categories],
         category_ids=[c["id"] for c in categories],
         gt=gt,
@@ -191,11 +177,21 @@ def _rescale(boxes, image, dataset, *, to_normalized, source):
     missing = known & np.isnan(wh).any(axis=1)
     if missing.any():
         image_id = dataset.gt.image_ids[image[np.flatnonzero(missing)[0]]]
-        raise OpenImagesFileError(
+        raise DatasetCheckError(
             f"{source}: the size of image {image_id} is unknown; pass the image-size CSV to convert its boxes"
         )
     scale = np.concatenate([wh, wh], axis=1)
     return boxes / scale if to_normalized else boxes * scale
+
+
+def _read_results_json(path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} does not exist")
+    with open(path) as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise DatasetCheckError(f"{path}: not valid JSON ({e})") from None
 
 
 def load_predictions(path, dataset: OIDDataset) -> OIDDetections:
@@ -208,9 +204,9 @@ def load_predictions(path, dataset: OIDDataset) -> OIDDetections:
             boxes = _rescale(boxes, image, dataset, to_normalized=False, source=path)
         return OIDDetections(image, classes, boxes, scores)
 
-    results = _load_json(path)
+    results = _read_results_json(path)
     if not isinstance(results, list):
-        raise OpenImagesFileError(f"{path}: expected a list of COCO results (image_id, category_id, bbox, score)")
+        raise DatasetCheckError(f"{path}: expected a list of COCO results (image_id, category_id, bbox, score)")
     contiguous = {c: k for k, c in enumerate(dataset.category_ids)}
     classes, boxes, scores, image_ids = [], [], [], []
     for n, r in enumerate(results):
@@ -220,7 +216,7 @@ def load_predictions(path, dataset: OIDDataset) -> OIDDetections:
             score = float(r["score"])
             image_ids.append(r["image_id"])
         except (KeyError, TypeError, ValueError):
-            raise OpenImagesFileError(
+            raise DatasetCheckError(
                 f"{path}: result {n} is not {{image_id, category_id (one of the ground truth's), bbox [x, y, w, h], "
                 f"score}}: {r!r}"
             ) from None
@@ -239,46 +235,11 @@ def load_class_counts(path, mids):
     JSON (its annotations are counted; classes matched by `freebase_id`)."""
     if not path.endswith(".json"):
         return read_class_counts_csv(path, mids)
-    dataset = _load_json(path)
-    mid_of = {c["id"]: c.get("freebase_id", c["name"]) for c in dataset.get("categories", [])}
+    dataset = read_annotation_json(path)
+    mid_of = {c["id"]: class_mid(c) for c in dataset["categories"]}
     index = {m: k for k, m in enumerate(mids)}
     absent = [m for m in mids if m not in set(mid_of.values())]
     if absent:
-        raise OpenImagesFileError(f"{path}: class {absent[0]!r} of the ground truth is not among its categories")
-    counts = collections.Counter(mid_of.get(a["category_id"]) for a in dataset.get("annotations", []))
+        raise DatasetCheckError(f"{path}: class {absent[0]!r} of the ground truth is not among its categories")
+    counts = collections.Counter(mid_of.get(a["category_id"]) for a in dataset["annotations"])
     return np.array([counts[m] for m in index], dtype=np.int64)
-
-
-def summarize(result: OIDResult, class_counts: Optional[np.ndarray] = None, num_groups: int = 5) -> dict:
-    """{"mAP": ..., and with counts "mAP0" .. "mAP<num_groups-1>"} as fractions."""
-    metrics = {"mAP": result.mean_ap}
-    if class_counts is not None:
-        if len(class_counts) != len(result.ap):
-            raise ValueError(f"{len(class_counts)} class counts for {len(result.ap)} classes")
-        groups = frequency_groups(class_counts, num_groups)
-        for g, value in enumerate(group_mean_ap(result.ap, groups)):
-            metrics[f"mAP{g}"] = value
-    return metrics
-
-
-def write_report(output_dir, result: OIDResult, mids, names, metrics):
-    """`per_class_ap.csv` (LabelName,DisplayName,AP; `nan` without ground truth) and
-    `metrics.json` in `output_dir`."""
-    os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, "per_class_ap.csv"), "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["LabelName", "DisplayName", "AP"])
-        for mid, name, ap in zip(mids, names, result.ap.tolist()):
-            writer.writerow([mid, name, "nan" if math.isnan(ap) else repr(ap)])
-    with open(os.path.join(output_dir, "metrics.json"), "w") as f:
-        json.dump({k: (None if math.isnan(v) else v) for k, v in metrics.items()}, f, indent=2)
-
-
-def format_table(metrics, result: OIDResult) -> str:
-    """A two-row markdown table of the metrics (in %) and the class count."""
-    keys = list(metrics)
-    evaluated = int((~np.isnan(result.ap)).sum())
-    head = "| " + " | ".join(keys) + " | classes with ground truth |"
-    rule = "|" + "---|" * (len(keys) + 1)
-    row = "| " + " | ".join(f"{100 * metrics[k]:.2f}" for k in keys) + f" | {evaluated} / {len(result.ap)} |"
-    return "\n".join([head, rule, row])

@@ -1,8 +1,9 @@
-"""Readers of the Open Images Challenge files (CSV and the hierarchy JSON).
+"""Readers of the Open Images Challenge files (CSV and the hierarchy JSON), and the one rule that
+names a class of the COCO-like JSON by its label (MID).
 
 Columns are found by name (the challenge releases differ in which optional columns they carry).
-Every malformed row is an error naming the file, the line and the column; nothing is skipped
-silently. Boxes are returned normalised as in the files, (XMin, YMin, XMax, YMax).
+Every malformed row is a `DatasetCheckError` naming the file, the line and the column; nothing is
+skipped silently. Boxes are returned normalised as in the files, (XMin, YMin, XMax, YMax).
 """
 import csv
 import json
@@ -11,9 +12,11 @@ import os
 
 import numpy as np
 
+from ..dataset_checks import DatasetCheckError
+
 __all__ = [
-    "OpenImagesFileError",
     "BOX_FLAG_COLUMNS",
+    "class_mid",
     "read_box_csv",
     "read_class_counts_csv",
     "read_class_descriptions",
@@ -27,8 +30,10 @@ __all__ = [
 BOX_FLAG_COLUMNS = ("IsOccluded", "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside")
 
 
-class OpenImagesFileError(ValueError):
-    """A challenge file that cannot be read without guessing."""
+def class_mid(category):
+    """The label (MID) of a category of the COCO-like JSON: its ``freebase_id``; EQLv2's files
+    without one name the class by its ``name``."""
+    return category.get("freebase_id", category["name"])
 
 
 def _open(path):
@@ -43,16 +48,16 @@ def _rows(path, required):
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
-            raise OpenImagesFileError(f"{path}: empty file, expected a header with {', '.join(required)}")
+            raise DatasetCheckError(f"{path}: empty file, expected a header with {', '.join(required)}")
         header = [h.strip() for h in header]
         missing = [c for c in required if c not in header]
         if missing:
-            raise OpenImagesFileError(f"{path}: missing column(s) {', '.join(missing)} (header: {','.join(header)})")
+            raise DatasetCheckError(f"{path}: missing column(s) {', '.join(missing)} (header: {','.join(header)})")
         for line, row in enumerate(reader, start=2):
             if not row:
                 continue
             if len(row) != len(header):
-                raise OpenImagesFileError(f"{path}:{line}: {len(row)} fields, the header has {len(header)}")
+                raise DatasetCheckError(f"{path}:{line}: {len(row)} fields, the header has {len(header)}")
             yield line, dict(zip(header, row))
 
 
@@ -60,22 +65,22 @@ def _number(path, line, column, text):
     try:
         value = float(text)
     except ValueError:
-        raise OpenImagesFileError(f"{path}:{line}: column {column} is not a number: {text!r}") from None
+        raise DatasetCheckError(f"{path}:{line}: column {column} is not a number: {text!r}") from None
     if not math.isfinite(value):
-        raise OpenImagesFileError(f"{path}:{line}: column {column} is not finite: {text!r}")
+        raise DatasetCheckError(f"{path}:{line}: column {column} is not finite: {text!r}")
     return value
 
 
 def _flag(path, line, column, text):
     # -1 marks an unknown attribute in some Open Images releases
     if text.strip() not in ("-1", "0", "1"):
-        raise OpenImagesFileError(f"{path}:{line}: column {column} must be -1, 0 or 1, got {text!r}")
+        raise DatasetCheckError(f"{path}:{line}: column {column} must be -1, 0 or 1, got {text!r}")
     return int(text)
 
 
 def _class(path, line, label, class_index):
     if label not in class_index:
-        raise OpenImagesFileError(f"{path}:{line}: LabelName {label!r} is not one of the {len(class_index)} classes")
+        raise DatasetCheckError(f"{path}:{line}: LabelName {label!r} is not one of the {len(class_index)} classes")
     return class_index[label]
 
 
@@ -87,15 +92,15 @@ def read_class_descriptions(path):
             if not row:
                 continue
             if len(row) != 2:
-                raise OpenImagesFileError(f"{path}:{line}: expected 2 fields (MID,DisplayName), got {len(row)}")
+                raise DatasetCheckError(f"{path}:{line}: expected 2 fields (MID,DisplayName), got {len(row)}")
             if line == 1 and row[0] in ("LabelName", "MID"):
                 continue  # tolerate a header
             if row[0] in mids:
-                raise OpenImagesFileError(f"{path}:{line}: class {row[0]!r} is listed twice")
+                raise DatasetCheckError(f"{path}:{line}: class {row[0]!r} is listed twice")
             mids.append(row[0])
             names.append(row[1])
     if not mids:
-        raise OpenImagesFileError(f"{path}: no classes")
+        raise DatasetCheckError(f"{path}: no classes")
     return mids, names
 
 
@@ -105,9 +110,9 @@ def read_hierarchy(path):
         try:
             hierarchy = json.load(f)
         except json.JSONDecodeError as e:
-            raise OpenImagesFileError(f"{path}: not valid JSON ({e})") from None
+            raise DatasetCheckError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(hierarchy, dict) or "LabelName" not in hierarchy:
-        raise OpenImagesFileError(f"{path}: expected an object with a root 'LabelName'")
+        raise DatasetCheckError(f"{path}: expected an object with a root 'LabelName'")
     return hierarchy
 
 
@@ -154,7 +159,7 @@ def read_image_labels_csv(path, class_index):
     for line, row in _rows(path, ("ImageID", "LabelName", "Confidence")):
         confidence = row["Confidence"].strip()
         if confidence not in ("0", "1"):
-            raise OpenImagesFileError(f"{path}:{line}: Confidence must be 0 or 1, got {confidence!r}")
+            raise DatasetCheckError(f"{path}:{line}: Confidence must be 0 or 1, got {confidence!r}")
         image_ids.append(row["ImageID"])
         classes.append(_class(path, line, row["LabelName"], class_index))
         positive.append(confidence == "1")
@@ -172,7 +177,7 @@ def read_image_sizes_csv(path):
         for name in names:
             if name in lowered:
                 return header[lowered.index(name)]
-        raise OpenImagesFileError(
+        raise DatasetCheckError(
             f"{path}: the header needs columns ImageID (or image_id, id), Width, Height; found {','.join(header)}"
         )
 
@@ -181,7 +186,7 @@ def read_image_sizes_csv(path):
     for line, row in _rows(path, (id_col, w_col, h_col)):
         w, h = _number(path, line, w_col, row[w_col]), _number(path, line, h_col, row[h_col])
         if w <= 0 or h <= 0:
-            raise OpenImagesFileError(f"{path}:{line}: image {row[id_col]} has no positive size ({w}, {h})")
+            raise DatasetCheckError(f"{path}:{line}: image {row[id_col]} has no positive size ({w}, {h})")
         sizes[row[id_col]] = (w, h)
     return sizes
 
@@ -212,12 +217,12 @@ def read_class_counts_csv(path, mids):
     for line, row in _rows(path, ("LabelName", "instance_count")):
         k = _class(path, line, row["LabelName"], index)
         if counts[k] >= 0:
-            raise OpenImagesFileError(f"{path}:{line}: class {row['LabelName']!r} is listed twice")
+            raise DatasetCheckError(f"{path}:{line}: class {row['LabelName']!r} is listed twice")
         value = _number(path, line, "instance_count", row["instance_count"])
         if value < 0 or value != int(value):
-            raise OpenImagesFileError(f"{path}:{line}: instance_count must be a count, got {row['instance_count']!r}")
+            raise DatasetCheckError(f"{path}:{line}: instance_count must be a count, got {row['instance_count']!r}")
         counts[k] = int(value)
     absent = [mids[k] for k in np.flatnonzero(counts < 0)]
     if absent:
-        raise OpenImagesFileError(f"{path}: no instance_count for {len(absent)} class(es), e.g. {absent[0]!r}")
+        raise DatasetCheckError(f"{path}: no instance_count for {len(absent)} class(es), e.g. {absent[0]!r}")
     return counts

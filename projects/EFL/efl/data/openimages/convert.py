@@ -21,15 +21,15 @@ import os
 
 import numpy as np
 
-from .openimages_csv import (
-    OpenImagesFileError,
+from ..dataset_checks import DatasetCheckError
+from .files import (
     read_box_csv,
     read_class_descriptions,
     read_hierarchy,
     read_image_labels_csv,
     read_image_sizes_csv,
 )
-from .openimages_hierarchy import LabelHierarchy
+from .hierarchy import LabelHierarchy
 
 __all__ = ["convert_challenge_files", "image_size_from_file"]
 
@@ -66,7 +66,7 @@ def convert_challenge_files(*, boxes_csv, image_labels_csv, class_descriptions_c
         try:
             LabelHierarchy(read_hierarchy(hierarchy_json), mids)
         except ValueError as e:
-            raise OpenImagesFileError(f"{hierarchy_json}: {e} of {class_descriptions_csv}") from None
+            raise DatasetCheckError(f"{hierarchy_json}: {e} of {class_descriptions_csv}") from None
     boxes = read_box_csv(boxes_csv, class_index)
     label_images, label_classes, label_positive = read_image_labels_csv(image_labels_csv, class_index)
     sizes = read_image_sizes_csv(image_sizes_csv) if image_sizes_csv else {}
@@ -83,7 +83,7 @@ def convert_challenge_files(*, boxes_csv, image_labels_csv, class_descriptions_c
         elif image_dir is not None:
             width, height = image_size_from_file(os.path.join(image_dir, image_id + ".jpg"))
         else:
-            raise OpenImagesFileError(
+            raise DatasetCheckError(
                 f"no size for image {image_id}: it is not in {image_sizes_csv} and no image folder was given"
             )
         images.append({
@@ -114,7 +114,7 @@ def convert_challenge_files(*, boxes_csv, image_labels_csv, class_descriptions_c
     ]
     logger.info("%s: %d images, %d boxes, %d classes", boxes_csv, len(images), len(annotations), len(mids))
     return {
-        "info": {"description": "Open Images Challenge, converted by efl.data.openimages_convert"},
+        "info": {"description": "Open Images Challenge, converted by efl.data.openimages.convert"},
         "categories": categories,
         "images": images,
         "annotations": annotations,

@@ -9,11 +9,11 @@ from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
-from efl.data.openimages_csv import read_hierarchy
-from efl.data.openimages_hierarchy import LabelHierarchy
-
-from .oid_challenge import OIDDetections, evaluate_oid_challenge
-from .openimages_io import format_table, load_class_counts, load_ground_truth_json, summarize, write_report
+from .files import read_hierarchy
+from .ground_truth import load_class_counts, load_ground_truth_json
+from .hierarchy import LabelHierarchy
+from .metric import OIDDetections, evaluate_oid_challenge
+from .report import format_table, summarize, write_report
 
 __all__ = ["OpenImagesEvaluator"]
 
@@ -35,7 +35,7 @@ class OpenImagesEvaluator(DatasetEvaluator):
     def __init__(self, dataset_name, *, distributed=True, output_dir=None, num_groups=5):
         """
         Args:
-            dataset_name: a dataset registered with Open Images metadata (efl.data.openimages).
+            dataset_name: a dataset registered with Open Images metadata (efl.data.openimages.datasets).
             distributed: gather the predictions of every process and evaluate on the main one.
             output_dir: where to write per_class_ap.csv and metrics.json (None: nowhere).
             num_groups: number of frequency groups (EQLv2: 5).
