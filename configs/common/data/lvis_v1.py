@@ -23,6 +23,7 @@ from detectron2.data import (
 )
 from detectron2.data.samplers import RepeatFactorTrainingSampler
 from efl.data import repeat_factors_from_category_frequency
+from efl.data.eod_test_mapper import EODTestMapper
 from efl.evaluation import LVISEvaluator
 
 dataloader = OmegaConf.create()
@@ -55,12 +56,15 @@ dataloader.train = L(build_detection_train_loader)(
 
 dataloader.test = L(build_detection_test_loader)(
     dataset=L(get_detection_dataset_dicts)(names="lvis_v1_val_efl", filter_empty=False),
-    mapper=L(DatasetMapper)(
+    # DatasetMapper; opencv_resize=True reads and resizes as the reference (OpenCV, INTER_LINEAR
+    # at the exact scale), for its converted models (docs/eod_checkpoints.md)
+    mapper=L(EODTestMapper)(
         is_train=False,
         augmentations=[
             L(T.ResizeShortestEdge)(short_edge_length=800, max_size=1333),
         ],
         image_format="${...train.mapper.image_format}",
+        opencv_resize=False,
     ),
     num_workers=4,
 )

@@ -8,7 +8,7 @@
 #   the top-left (model.test_pad_to). LVIS AP with 300 detections per image (lvis_v1.py).
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
-from detectron2.data import DatasetMapper
+from efl.data.eod_test_mapper import EODTestMapper
 from efl.data.yolox_augmentation import YOLOXTrainMapper
 
 from .lvis_v1 import dataloader
@@ -23,8 +23,10 @@ dataloader.train.aspect_ratio_grouping = False
 dataloader.train.total_batch_size = 128
 dataloader.train.num_workers = 8
 
-dataloader.test.mapper = L(DatasetMapper)(
+dataloader.test.mapper = L(EODTestMapper)(
     is_train=False,
     augmentations=[L(T.ResizeShortestEdge)(short_edge_length=640, max_size=640)],
     image_format="BGR",
+    # True: the reference's OpenCV reading and keep_ar_resize_max (docs/eod_checkpoints.md)
+    opencv_resize=False,
 )

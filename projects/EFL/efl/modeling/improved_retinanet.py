@@ -8,11 +8,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from detectron2.config import configurable
-from detectron2.layers import cat
-from detectron2.modeling import META_ARCH_REGISTRY, RetinaNet
+from detectron2.layers import batched_nms, cat
+from detectron2.modeling import META_ARCH_REGISTRY, RetinaNet, detector_postprocess
 from detectron2.structures import Boxes, ImageList, Instances
 from detectron2.utils.events import get_event_storage
 
+from .eod_inference import (
+    EODInferenceRules,
+    boxes_to_picture,
+    class_offset_nms,
+    clip_and_keep_nonempty,
+    to_eod_coordinates,
+)
 from .positive_samples import PositiveSamples
 
 __all__ = ["ImprovedRetinaNet"]
@@ -60,6 +67,7 @@ class ImprovedRetinaNet(RetinaNet):
         max_detections_per_image: int = 300,
         test_pad_to: Optional[Tuple[int, int]] = None,
         clip_boxes_before_nms: bool = False,
+        eod_inference: Optional[str] = None,
         pixel_mean,
         pixel_std,
         input_format: str = "BGR",
@@ -86,6 +94,9 @@ class ImprovedRetinaNet(RetinaNet):
             clip_boxes_before_nms: as the reference, clip each level's decoded boxes to the image
                 and drop the empty ones before the top-k and NMS (Detectron2 clips after NMS);
                 needs ``test_score_thresh=None``.
+            eod_inference: the reference's inference rules, to evaluate its released models
+                exactly (``efl.modeling.eod_inference``): None (Detectron2's inference), a preset
+                ("r50", "yolox_ip") or rule names joined by "+"; needs ``test_score_thresh=None``.
         """
         super().__init__(
             backbone=backbone,
@@ -116,6 +127,9 @@ class ImprovedRetinaNet(RetinaNet):
         if clip_boxes_before_nms and test_score_thresh is not None:
             raise ValueError("clip_boxes_before_nms=True needs test_score_thresh=None")
         self.clip_boxes_before_nms = clip_boxes_before_nms
+        self.eod_rules = EODInferenceRules.parse(eod_inference)
+        if self.eod_rules.any and test_score_thresh is not None:
+            raise ValueError(f"eod_inference={eod_inference!r} needs test_score_thresh=None")
 
     @classmethod
     def from_config(cls, cfg):
@@ -127,6 +141,32 @@ class ImprovedRetinaNet(RetinaNet):
         )
 
     # ------------------------------------------------------------------------------------------
+    def forward(self, batched_inputs):
+        if self.training or not self.eod_rules.any:
+            return super().forward(batched_inputs)
+        images = self.preprocess_image(batched_inputs)
+        features = self.backbone(images.tensor)
+        features = [features[f] for f in self.head_in_features]
+        results = self.forward_inference(images, features, self.head(features))
+        processed = []
+        for result, inputs, image_size in zip(results, batched_inputs, images.image_sizes):
+            height, width = inputs.get("height", image_size[0]), inputs.get("width", image_size[1])
+            processed.append({"instances": self._to_picture(result, height, width)})
+        return processed
+
+    def _to_picture(self, result: Instances, height: int, width: int) -> Instances:
+        """Reference-mode results (boxes in the reference's coordinates on the resized image) ->
+        detections on the picture of size (height, width)."""
+        rules = self.eod_rules
+        boxes = boxes_to_picture(result.pred_boxes.tensor, result.image_size, (height, width),
+                                 plus_one=rules.plus_one, one_scale=rules.one_scale)
+        picture = Instances((height, width), pred_boxes=Boxes(boxes), scores=result.scores,
+                            pred_classes=result.pred_classes)
+        if rules.plus_one or rules.canvas_clip:
+            return picture  # the reference writes every box back unclipped
+        # Detectron2's detector_postprocess on boxes already at the picture's scale: clip, drop empty
+        return detector_postprocess(picture, height, width)
+
     def preprocess_image(self, batched_inputs):
         images = super().preprocess_image(batched_inputs)
         if self.training or self.test_pad_to is None:
@@ -228,10 +268,53 @@ class ImprovedRetinaNet(RetinaNet):
                     s * iou[img_idx, :, None].sigmoid() for s, iou in zip(scores_per_image, pred_ious)
                 ]
             deltas_per_image = [x[img_idx] for x in pred_anchor_deltas]
+            if self.eod_rules.any:
+                canvas_size = tuple(images.tensor.shape[-2:])
+                results.append(self._eod_inference_single_image(
+                    anchors, scores_per_image, deltas_per_image, image_size, canvas_size))
+                continue
             results.append(
                 self.inference_single_image(anchors, scores_per_image, deltas_per_image, image_size)
             )
         return results
+
+    def _eod_inference_single_image(self, anchors, scores, deltas, image_size, canvas_size):
+        """The reference's post-processing (roi_predictor.py ``RoiPredictorMultiCls`` and
+        ``RetinaMergerMultiCls``) with the rules of ``self.eod_rules``; boxes stay in the
+        reference's coordinates on the resized image (see :meth:`_to_picture`)."""
+        rules = self.eod_rules
+        clip_size = canvas_size if rules.canvas_clip else image_size
+        levels = [
+            self._eod_decode_level(anchors_i, scores_i, deltas_i, clip_size)
+            for anchors_i, scores_i, deltas_i in zip(anchors, scores, deltas)
+        ]
+        pred = Instances.cat(levels)
+        pred = Instances(image_size, **pred.get_fields())
+        boxes = pred.pred_boxes.tensor
+        if rules.class_offset_nms:
+            keep = class_offset_nms(boxes, pred.scores, pred.pred_classes, self.test_nms_thresh,
+                                    plus_one=rules.plus_one)
+        else:  # exact per-class NMS; +1 boxes read as continuous ones give the +1 IoU
+            offset = 1.0 if rules.plus_one else 0.0
+            keep = batched_nms(boxes + boxes.new_tensor([0.0, 0.0, offset, offset]), pred.scores,
+                               pred.pred_classes, self.test_nms_thresh)
+        return pred[keep[: self.max_detections_per_image]]
+
+    def _eod_decode_level(self, anchors: Boxes, scores: Tensor, deltas: Tensor, clip_size):
+        """One level: decode every anchor, clip, drop empty boxes, then the top-k (anchor, class)
+        pairs by score; k = min(test_topk_candidates, anchors left) with topk_counts_anchors."""
+        rules = self.eod_rules
+        boxes = to_eod_coordinates(self.box2box_transform.apply_deltas(deltas, anchors.tensor),
+                                   rules.plus_one)
+        boxes, keep = clip_and_keep_nonempty(boxes, clip_size, rules.plus_one)
+        scores, boxes = scores[keep], boxes[keep]
+        num_classes = scores.shape[1]
+        flat_scores = scores.flatten()
+        num_topk = min(self.test_topk_candidates,
+                       len(boxes) if rules.topk_counts_anchors else flat_scores.numel())
+        top_scores, flat_idxs = flat_scores.topk(num_topk)  # sorted, descending
+        return Instances(clip_size, pred_boxes=Boxes(boxes[flat_idxs // num_classes]),
+                         scores=top_scores, pred_classes=flat_idxs % num_classes)
 
     def _decode_per_level_predictions(
         self,
@@ -257,7 +340,13 @@ class ImprovedRetinaNet(RetinaNet):
             keep = boxes.nonempty(threshold=0.0)
             pred_scores, all_boxes = pred_scores[keep], boxes.tensor[keep]
         flat_scores = pred_scores.flatten()
-        num_topk = min(topk_candidates, flat_scores.numel())
+        num_candidates = flat_scores.numel()
+        if isinstance(num_candidates, Tensor):
+            # a 0-dim tensor while tracing (efl.export): keep k dynamic in the exported graph, as
+            # Detectron2's RetinaNet does, so that smaller inputs than the traced one still work
+            num_topk = torch.clamp(num_candidates, max=topk_candidates)
+        else:
+            num_topk = min(topk_candidates, num_candidates)
         scores, flat_idxs = flat_scores.topk(num_topk)  # sorted, descending
         anchor_idxs = flat_idxs // num_classes
         classes_idxs = flat_idxs % num_classes
