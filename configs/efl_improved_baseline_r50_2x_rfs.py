@@ -18,6 +18,9 @@ from .common.schedules import (
 from .common.train import train
 
 dataloader.train.total_batch_size = 16
+# The reference's ATSS centre rule for its "+1" boxes: an anchor centre more than 0.51 px inside
+# the ground truth (docs/improved_baseline.md §2; YOLOX-IP keeps 0.01)
+model.anchor_labeler.center_margin = 0.51
 
 train.max_iter = lvis_v1_rfs_2x_max_iter
 # torchvision ImageNet weights converted with detectron2's tools/convert-torchvision-to-d2.py

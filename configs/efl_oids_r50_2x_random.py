@@ -20,6 +20,9 @@ model.num_classes = 500
 model.cls_loss.gamma_b = 2.0
 model.cls_loss.scale_factor = 8.0
 model.cls_loss.alpha = 0.25
+# The reference's ATSS centre rule for its "+1" boxes: an anchor centre more than 0.51 px inside
+# the ground truth (docs/improved_baseline.md §2; YOLOX-IP keeps 0.01)
+model.anchor_labeler.center_margin = 0.51
 
 dataloader.train.total_batch_size = 16
 optimizer.lr = 0.02  # 0.00125 per image, as the reference

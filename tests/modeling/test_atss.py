@@ -106,3 +106,40 @@ def test_partly_outside_box_still_gets_positives_inside_the_image():
 def test_non_finite_gt_box_is_rejected_with_a_clear_error():
     with pytest.raises(ValueError, match="finite"):
         ATSSAssigner()(grid_anchors(**ONE_LEVEL), gt([0, 0, float("nan"), 8], [0]), NUM_CLASSES)
+
+
+def test_reference_centre_rule_for_plus_one_boxes_gives_4_locations_where_0_01_gives_9():
+    # The reference (R50, "+1" boxes) takes anchor centres (x1 + x2) / 2 of +1 anchors, i.e. ours
+    # minus 0.5, and +1 ground truths, ours minus (0, 0, 1, 1), then asks centre - x1 > 0.01 and
+    # x2 - centre > 0.01 (roi_supervisor.py): in our coordinates a centre more than 0.51 px inside.
+    # One level, stride 8, 64 x 64 anchors centred at 4, 12, 20, ... The ground truth
+    # [11.75, 11.75, 29.75, 29.75] (18 x 18, inside all 9 nearest anchors: every candidate has IoU
+    # 324 / 4096, std 0, so all pass the IoU threshold) has its left and top edges 0.25 px outside
+    # the centre column / row 12: positive locations {12, 20, 28}^2 with 0.01, {20, 28}^2 with 0.51.
+    anchors = grid_anchors([[64]], [8], image_size=64)
+    target = gt([[11.75, 11.75, 29.75, 29.75]], [1])
+    centres = anchors[0].get_centers()
+    for margin, expected in ((0.01, 9), (0.51, 4)):
+        labels, _ = ATSSAssigner(topk=9, center_margin=margin)(anchors, target, NUM_CLASSES)
+        positive = centres[labels == 1]
+        assert len(positive) == expected, margin
+    # the reference's own test in its coordinates, on the 9 candidates
+    ref_centres = centres - 0.5
+    x1, y1, x2, y2 = 11.75, 11.75, 28.75, 28.75
+    near = ((centres - torch.tensor([20.75, 20.75])).norm(dim=1).argsort()[:9])
+    c = ref_centres[near]
+    inside = (c[:, 0] - x1 > 0.01) & (c[:, 1] - y1 > 0.01) & (x2 - c[:, 0] > 0.01) & (y2 - c[:, 1] > 0.01)
+    assert int(inside.sum()) == 4
+
+
+@pytest.mark.parametrize("config,margin", [
+    ("configs/efl_improved_baseline_r50_2x_rfs.py", 0.51),
+    ("configs/efl_improved_baseline_r101_2x_rfs.py", 0.51),
+    ("configs/efl_oids_r50_2x_random.py", 0.51),
+    ("configs/efl_oids_r101_2x_random.py", 0.51),
+    ("configs/efl_yolox_ip_s_300e_rfs.py", 0.01),  # YOLOX-IP's boxes are continuous ("aligned")
+])
+def test_configs_use_the_reference_centre_rule_of_their_family(config, margin):
+    from detectron2.config import LazyConfig, instantiate
+
+    assert instantiate(LazyConfig.load(config).model.anchor_labeler).center_margin == margin
