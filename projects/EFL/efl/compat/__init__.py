@@ -16,6 +16,12 @@ Called where needed:
                       one channel).
     data.py           ``lvis_image_root`` (detectron2 0.6's ``load_lvis_json`` joins the image root
                       and the split folder without a separator).
+    evaluation.py     ``evaluate_predictions_on_lvis`` (private in detectron2 0.6),
+                      ``lvis_module_as`` (detectron2 0.6's LVISEvaluator has no choice of library:
+                      it imports ``lvis`` inside its methods, so the module is swapped around them).
+    modeling.py       ``dense_box_regression_loss`` (private in detectron2 0.6),
+                      ``set_fpn_size_divisibility``, ``fpn_fuse_type`` (detectron2 0.6's FPN keeps
+                      both in private attributes).
 """
 from .imports import applied_fixes, apply
 

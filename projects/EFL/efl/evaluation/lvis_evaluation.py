@@ -1,12 +1,11 @@
 """Detectron2's LVIS evaluator with a choice of evaluation library and the fixed-AP protocol."""
 import contextlib
 import itertools
-import sys
-import types
 from collections import defaultdict
 
 from detectron2.evaluation import LVISEvaluator as _D2LVISEvaluator
-from detectron2.evaluation.lvis_evaluation import _evaluate_predictions_on_lvis
+
+from ..compat.evaluation import evaluate_predictions_on_lvis, lvis_module_as
 
 __all__ = ["LVISEvaluator", "LVIS_BACKENDS", "lvis_backend"]
 
@@ -29,17 +28,8 @@ def lvis_backend(name):
         raise ValueError(f"unknown LVIS evaluation backend {name!r}; choose one of {LVIS_BACKENDS}")
     import hotcoco
 
-    shim = types.ModuleType("lvis")
-    shim.LVIS, shim.LVISEval, shim.LVISResults = hotcoco.LVIS, hotcoco.LVISEval, hotcoco.LVISResults
-    saved = sys.modules.get("lvis")
-    sys.modules["lvis"] = shim
-    try:
+    with lvis_module_as(hotcoco):
         yield
-    finally:
-        if saved is None:
-            sys.modules.pop("lvis", None)
-        else:
-            sys.modules["lvis"] = saved
 
 
 class LVISEvaluator(_D2LVISEvaluator):
@@ -102,6 +92,6 @@ class LVISEvaluator(_D2LVISEvaluator):
             return {}
         self._logger.info(f"Evaluating APfixed: at most {self._fixed_ap_dets_per_class} detections per "
                           "class, no per-image cap")
-        res = _evaluate_predictions_on_lvis(self._lvis_api, kept, "bbox", max_dets_per_image=-1,
+        res = evaluate_predictions_on_lvis(self._lvis_api, kept, "bbox", max_dets_per_image=-1,
                                             class_names=self._metadata.get("thing_classes"))
         return {f"{k}fixed": res[k] for k in ("AP", "APr", "APc", "APf") if k in res}

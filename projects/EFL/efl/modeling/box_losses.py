@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from fvcore.nn import giou_loss
 
-from detectron2.modeling.box_regression import _dense_box_regression_loss
 from detectron2.structures import Boxes
 
+from ..compat.modeling import dense_box_regression_loss
 from .normalizers import LossNormalizers
 from .positive_samples import PositiveSamples
 
@@ -99,7 +99,7 @@ class Detectron2BoxLoss:
     def __call__(self, positives: PositiveSamples, normalizers: LossNormalizers) -> Dict:
         # Detectron2's own function, on the positives laid out as one image of P anchors.
         num_positives = len(positives)
-        loss = _dense_box_regression_loss(
+        loss = dense_box_regression_loss(
             [Boxes(positives.anchors)],
             positives.box2box_transform,
             [positives.pred_deltas[None]],

@@ -12,6 +12,8 @@ from torch import nn
 import fvcore.nn.weight_init as weight_init
 from detectron2.modeling.backbone import FPN
 
+from ..compat.modeling import fpn_fuse_type, set_fpn_size_divisibility
+
 __all__ = ["LastLevelP6P7FromLateral", "FPNWithLateralTop"]
 
 
@@ -64,14 +66,15 @@ class FPNWithLateralTop(FPN):
         """
         super().__init__(**kwargs)
         if size_divisibility is not None:
-            input_stride = self._size_divisibility  # Detectron2's: the coarsest input stride
+            input_stride = self.size_divisibility  # Detectron2's: the coarsest input stride
             if size_divisibility % input_stride:
                 raise ValueError(f"size_divisibility {size_divisibility} must be a multiple of the "
                                  f"coarsest input stride {input_stride}")
-            self._size_divisibility = int(size_divisibility)
+            set_fpn_size_divisibility(self, size_divisibility)
 
     def forward(self, x):
         bottom_up_features = self.bottom_up(x)
+        average = fpn_fuse_type(self) == "avg"
         results = []
         # (N, C, H5, W5): the lateral of the coarsest input, kept for the top block.
         top_lateral = self.lateral_convs[0](bottom_up_features[self.in_features[-1]])
@@ -87,7 +90,7 @@ class FPNWithLateralTop(FPN):
                 prev_features, size=lateral_features.shape[-2:], mode="nearest"
             )
             prev_features = lateral_features + top_down_features
-            if self._fuse_type == "avg":
+            if average:
                 prev_features = prev_features / 2
             results.insert(0, output_conv(prev_features))
         if self.top_block is not None:

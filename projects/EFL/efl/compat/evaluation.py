@@ -1,0 +1,38 @@
+"""Reaches into detectron2 0.6's LVIS evaluation."""
+import contextlib
+import sys
+import types
+
+from detectron2.evaluation.lvis_evaluation import _evaluate_predictions_on_lvis
+
+__all__ = ["evaluate_predictions_on_lvis", "lvis_module_as"]
+
+
+def evaluate_predictions_on_lvis(lvis_gt, results, iou_type, *, max_dets_per_image, class_names):
+    """Detectron2's LVIS evaluation of a results list (AP, APr, APc, APf, ... in percent, logged as
+    its evaluator logs them). detectron2 0.6 keeps it private (``_evaluate_predictions_on_lvis``);
+    the fixed-AP protocol calls it with its own results and ``max_dets_per_image=-1``."""
+    return _evaluate_predictions_on_lvis(lvis_gt, results, iou_type, max_dets_per_image=max_dets_per_image,
+                                         class_names=class_names)
+
+
+@contextlib.contextmanager
+def lvis_module_as(module):
+    """Within the block, ``import lvis`` gives ``module`` (an object with ``LVIS``, ``LVISEval``,
+    ``LVISResults``); the previous ``lvis`` is restored when the block ends.
+
+    detectron2 0.6's ``LVISEvaluator`` has no argument that selects the evaluation library: it runs
+    ``from lvis import ...`` inside its methods, so swapping ``sys.modules["lvis"]`` around those
+    calls is the only way to give it another one.
+    """
+    shim = types.ModuleType("lvis")
+    shim.LVIS, shim.LVISEval, shim.LVISResults = module.LVIS, module.LVISEval, module.LVISResults
+    saved = sys.modules.get("lvis")
+    sys.modules["lvis"] = shim
+    try:
+        yield
+    finally:
+        if saved is None:
+            sys.modules.pop("lvis", None)
+        else:
+            sys.modules["lvis"] = saved
