@@ -37,6 +37,7 @@ from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 from omegaconf import OmegaConf
 
+from efl.compat import UnreadableImageError
 from efl.data.dataset_checks import DatasetCheckError
 from efl.data.frequency import class_frequency_groups
 from efl.engine import (
@@ -57,7 +58,7 @@ from efl.engine.ema import build_ema_hooks
 from efl.engine.ground_truth import GroundTruthError, audit_evaluation_ground_truth, describe_audit
 from efl.engine.no_aug_switch import build_no_aug_switch
 from efl.engine.overrides import OVERRIDE_HELP, OverrideError, apply_overrides
-from efl.engine.results import evaluation_output_dir
+from efl.engine.results import drop_metrics_from, evaluation_output_dir
 from efl.engine.run_setup import FILE_ONLY, setup_run
 from efl.losses import find_equalized_losses
 
@@ -74,7 +75,8 @@ TRAIN_DEFAULTS = {
 }
 
 # Errors about the user's input whose message says everything: printed without a traceback.
-USER_ERRORS = (OverrideError, CheckpointError, GroundTruthError, DatasetCheckError, TrainingDivergedError)
+USER_ERRORS = (OverrideError, CheckpointError, GroundTruthError, DatasetCheckError, TrainingDivergedError,
+               UnreadableImageError)
 
 EPILOG = f"""
 Examples (from the repository root, with the project's environment):
@@ -252,13 +254,21 @@ def do_train(args, cfg, ground_truth=()):
         build_bias_ledger(cfg, model, optim),
         hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer) if comm.is_main_process() else None,
         hooks.EvalHook(cfg.train.eval_period, test_and_keep),
-        hooks.PeriodicWriter(default_writers(cfg.train.output_dir, cfg.train.max_iter),
-                             period=cfg.train.log_period) if comm.is_main_process() else None,
     ])
 
     checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
     # The checkpoint's iteration is the last finished one.
     start_iter = trainer.iter + 1 if args.resume and checkpointer.has_checkpoint() else 0
+    if comm.is_main_process():
+        # A resumed run repeats the iterations logged after its checkpoint: their records go
+        # before the writers (which append) open metrics.json.
+        if start_iter:
+            dropped = drop_metrics_from(cfg.train.output_dir, start_iter)
+            if dropped:
+                logger.info(f"Removed {dropped} records of iterations >= {start_iter} from metrics.json: "
+                            "the resumed run logs them again")
+        trainer.register_hooks([hooks.PeriodicWriter(
+            default_writers(cfg.train.output_dir, cfg.train.max_iter), period=cfg.train.log_period)])
     try:
         trainer.train(start_iter, cfg.train.max_iter)
     except FloatingPointError as e:

@@ -330,3 +330,38 @@ def test_two_gloo_processes_report_the_ap_of_the_weights_they_save(tiny_data, tm
         evaluated = _eval_only_results(tiny_data, tmp_path / f"eval{processes}", checkpoint,
                                        "--num-gpus", processes, "--dist-url", "auto")
         assert evaluated["bbox"] == reported, f"--eval-only in {processes} process(es)"
+
+
+def _killed_checkpoint_write(path):
+    """What a run killed by SIGKILL inside a checkpoint write leaves: atomic_write's temporary file."""
+    code = ("import os, signal, sys; from efl.engine import atomic_write; "
+            "atomic_write(sys.argv[1], lambda f: os.kill(os.getpid(), signal.SIGKILL))")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO, capture_output=True)
+    assert proc.returncode == -signal.SIGKILL
+    (temporary,) = Path(path).parent.glob(f".{Path(path).name}.*.tmp")
+    return temporary
+
+
+def test_resume_removes_an_interrupted_write_and_logs_each_iteration_once(trained, tiny_data, tmp_path):
+    # A run killed while writing model_0000011.pth after it had logged iterations 8..11: resuming
+    # from model_0000007.pth runs 8..11 again.
+    for name in ("model_0000007.pth", "metrics.json"):
+        (tmp_path / name).write_bytes((Path(trained) / name).read_bytes())
+    (tmp_path / "last_checkpoint").write_text("model_0000007.pth")
+    temporary = _killed_checkpoint_write(tmp_path / "model_0000011.pth")
+    assert [r["iteration"] for r in metrics_records(tmp_path)] == list(range(12))
+
+    proc = run_train_net(tiny_data, tmp_path, "--resume", "dataloader.evaluator=null")
+    assert "Starting training from iteration 8" in proc.stdout + proc.stderr
+    assert not temporary.exists()
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert [r["iteration"] for r in metrics_records(tmp_path)] == list(range(12))
+
+
+def test_a_truncated_training_picture_stops_the_run_with_an_error_naming_it(tiny_data, tmp_path):
+    data = tmp_path / "data"
+    write_tiny_lvis(str(data))
+    picture = sorted((data / "train2017").iterdir())[1]
+    picture.write_bytes(picture.read_bytes()[:200])
+    proc = run_train_net(data, tmp_path / "run", "train.max_iter=2", "dataloader.evaluator=null", returncode=1)
+    assert f"image {picture} cannot be read (truncated or corrupt?)" in proc.stdout

@@ -6,6 +6,8 @@ Applied on ``import efl`` (before anything imports detectron2):
     imports.py        NumPy >= 1.24 aliases (lvis 0.5.3, detectron2 0.6), Pillow >= 10
                       ``Image.LINEAR`` (detectron2 0.6), a ``detectron2._C`` stub for the
                       pure-Python build (detectron2 0.6 from pb1-detectron2).
+    image_read.py     ``detection_utils.read_image`` errors name the file (detectron2 0.6 passes
+                      PIL's "image file is truncated" on without it).
 Called where needed:
     distributed.py    ``find_free_port``, ``create_local_process_group`` (detectron2 0.6 keeps
                       both private to its NCCL-only launcher), ``create_ddp_model`` (detectron2
@@ -31,11 +33,15 @@ apply()
 from .data import lvis_image_root  # noqa: E402
 from .distributed import create_ddp_model, create_local_process_group, find_free_port  # noqa: E402
 from .engine import amp_trainer_requires_cuda  # noqa: E402
+from .image_read import UnreadableImageError, name_unreadable_images  # noqa: E402
 from .layers import GroupNormFactory  # noqa: E402
 from .solver import optimizer_class_with_gradient_clipping  # noqa: E402
 
+name_unreadable_images()
+
 __all__ = [
     "GroupNormFactory",
+    "UnreadableImageError",
     "amp_trainer_requires_cuda",
     "applied_fixes",
     "apply",
@@ -43,5 +49,6 @@ __all__ = [
     "create_local_process_group",
     "find_free_port",
     "lvis_image_root",
+    "name_unreadable_images",
     "optimizer_class_with_gradient_clipping",
 ]

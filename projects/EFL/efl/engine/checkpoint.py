@@ -20,6 +20,8 @@ __all__ = [
 # What torch.load raises for a truncated or otherwise unreadable file.
 _UNREADABLE = (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError)
 _CHECKPOINT_NAME = re.compile(r"model_(\d+|final)\.pth")
+# The temporary files of atomic_write for a checkpoint or last_checkpoint (a write that was killed).
+_TEMPORARY_NAME = re.compile(r"\.(model_(\d+|final)\.pth|last_checkpoint)\..+\.tmp")
 
 # How loaded weights must fit the model:
 #   "strict"  evaluation and --resume: every weight of the model comes from the file with its
@@ -208,9 +210,21 @@ class AtomicDetectionCheckpointer(DetectionCheckpointer):
 
         A last checkpoint that cannot be read (e.g. truncated by a full disk or a copy) is named
         in a warning and the newest readable earlier one is used."""
+        if resume:
+            self._remove_temporary_files()
         if resume and self.has_checkpoint():
             return self._resume(self.get_checkpoint_file())
         return self.load(path, checkpointables=[])
+
+    def _remove_temporary_files(self):
+        """Remove what a run killed during a checkpoint write left (``atomic_write``'s temporary
+        file): the resumed run writes its checkpoints anew."""
+        if not (self.save_dir and self.save_to_disk and self._is_local()):
+            return
+        for name in sorted(os.listdir(self.save_dir)):
+            if _TEMPORARY_NAME.fullmatch(name):
+                os.remove(os.path.join(self.save_dir, name))
+                self.logger.info(f"Removed {name}, left in {self.save_dir} by an interrupted checkpoint write")
 
     def _resume(self, last):
         candidates = sorted(

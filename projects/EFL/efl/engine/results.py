@@ -1,14 +1,16 @@
-"""Where a run's records go: the evaluation summary file that scripts read after a run, and the
-sub-directory of an evaluation-only run."""
+"""Where a run's records go: the evaluation summary file that scripts read after a run, the
+sub-directory of an evaluation-only run, and metrics.json on resuming."""
 import hashlib
 import json
 import os
 
 from .checkpoint import atomic_write
 
-__all__ = ["FINAL_RESULTS_FILE", "evaluation_output_dir", "write_final_results"]
+__all__ = ["FINAL_RESULTS_FILE", "METRICS_FILE", "drop_metrics_from", "evaluation_output_dir",
+           "write_final_results"]
 
 FINAL_RESULTS_FILE = "final_results.json"
+METRICS_FILE = "metrics.json"  # Detectron2's JSONWriter: one json object per line, with "iteration"
 
 
 def write_final_results(output_dir, results, **extra):
@@ -45,3 +47,29 @@ def evaluation_output_dir(output_dir, dataset_names, checkpoint):
     location = checkpoint if "://" in checkpoint else os.path.abspath(checkpoint)
     digest = hashlib.sha1(location.encode("utf-8")).hexdigest()[:8]
     return os.path.join(output_dir, "eval", f"{'+'.join(names)}-{stem}-{digest}")
+
+
+def drop_metrics_from(output_dir, start_iter):
+    """Remove the records of iterations ``>= start_iter`` from ``<output_dir>/metrics.json``.
+
+    A run killed after its last checkpoint has logged iterations that ``--resume`` runs again;
+    Detectron2's JSONWriter appends, so the file would hold them twice. Call it before the writer
+    opens the file. Lines that are not json records with an iteration are kept. Returns the number
+    of records removed.
+    """
+    path = os.path.join(output_dir, METRICS_FILE)
+    if not os.path.isfile(path):
+        return 0
+    with open(path) as f:
+        lines = f.readlines()
+    kept = []
+    for line in lines:
+        try:
+            iteration = json.loads(line).get("iteration")
+        except (ValueError, AttributeError):
+            iteration = None
+        if not (isinstance(iteration, int) and iteration >= start_iter):
+            kept.append(line)
+    if len(kept) < len(lines):
+        atomic_write(path, lambda f: f.writelines(kept), mode="w")
+    return len(lines) - len(kept)
