@@ -4,7 +4,8 @@ checkpoint of this project's matching model, and say which config to use it with
 
     python tools/convert_eod_checkpoint.py efl_improved_baseline_r50.pth output/efl_r50_eod.pth
     tools/train_net.py --config-file configs/efl_improved_baseline_r50_2x_rfs.py --eval-only \\
-        train.init_checkpoint=output/efl_r50_eod.pth
+        train.init_checkpoint=output/efl_r50_eod.pth \\
+        model.eod_inference=improved_baseline dataloader.test.mapper.opencv_resize=True
 
 ``--weights ema`` / ``model`` chooses the EMA or the trained weights of a file that has both
 (default: EMA when present, as the reference evaluates). The output is checked key for key and
@@ -74,9 +75,11 @@ def main(argv=None):
         other = info.config.replace("configs/efl_", "configs/eqfl_")
         print(f"  (the file name does not say EFL or EQFL; for an EQFL model use {other}, "
               "which builds the same network)")
-    print(f"wrote {args.output} ({len(conversion.state_dict)} tensors). Evaluate it with:")
+    inference = "".join(f" {o}" for o in info.inference_overrides)
+    print(f"wrote {args.output} ({len(conversion.state_dict)} tensors). Evaluate it as the "
+          "reference does (its test resize and post-processing) with:")
     print(f"  tools/train_net.py --config-file {info.config} --eval-only "
-          f"train.init_checkpoint={args.output}{overrides}")
+          f"train.init_checkpoint={args.output}{overrides}{inference}")
 
 
 if __name__ == "__main__":

@@ -132,7 +132,7 @@ def test_class_offset_nms_equals_the_reference_loop_on_random_boxes(plus_one):
 
 
 def test_rule_specs_parse_presets_and_names_and_refuse_unknown_ones():
-    r50 = EODInferenceRules.parse("r50")
+    r50 = EODInferenceRules.parse("improved_baseline")
     assert r50.plus_one and r50.class_offset_nms and r50.topk_counts_anchors
     assert not (r50.canvas_clip or r50.one_scale)
     yolox = EODInferenceRules.parse("yolox_ip")
@@ -159,7 +159,7 @@ def test_topk_per_level_counts_anchors_in_reference_mode():
     anchors = Boxes(torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]]))
     scores = torch.arange(12, dtype=torch.float32).view(3, 4) / 12
     deltas = torch.zeros(3, 4)
-    for spec, expected in (("r50", 3), ("plus_one", 6)):
+    for spec, expected in (("improved_baseline", 3), ("plus_one", 6)):
         model = _small_model(eod_inference=spec, test_topk_candidates=6)
         level = model._eod_decode_level(anchors, scores, deltas, (64, 64))
         assert len(level) == expected, spec

@@ -307,9 +307,11 @@ def test_cli_converts_prints_family_size_classes_and_config(tmp_path):
     out = proc.stdout
     assert "family: improved_baseline" in out and "size: R50" in out and "classes: 7" in out
     assert "config: configs/efl_improved_baseline_r50_2x_rfs.py model.num_classes=7" in out
-    assert "--eval-only train.init_checkpoint=" in out
+    # the evaluation command carries the reference's inference (test resize, post-processing)
+    inference = "model.eod_inference=improved_baseline dataloader.test.mapper.opencv_resize=True"
+    assert f"--eval-only train.init_checkpoint={dst} model.num_classes=7 {inference}" in out
     saved = torch.load(dst, map_location="cpu", weights_only=True)
-    assert saved["matching_overrides"] == ["model.num_classes=7"]
+    assert saved["matching_overrides"] == ["model.num_classes=7"] + inference.split()
     model = config_model(R50_CONFIG, "model.num_classes=7")
     DetectionCheckpointer(model).load(str(dst))
     assert torch.equal(model.head.cls_score.weight, eod["roi_head.cls_subnet_pred.weight"])
@@ -342,10 +344,13 @@ def test_converted_file_evaluates_with_train_net_eval_only_and_prints_the_lvis_t
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert convert.returncode == 0, convert.stdout + convert.stderr
+    # with the overrides the converter recorded: the reference's test resize and post-processing
+    recorded = torch.load(dst, map_location="cpu", weights_only=True)["matching_overrides"]
+    assert "model.eod_inference=improved_baseline" in recorded
     proc = subprocess.run(
         [sys.executable, "tools/train_net.py", "--config-file",
          "tests/tools/released_model_eval_config.py", "--eval-only",
-         f"train.init_checkpoint={dst}", f"train.output_dir={tmp_path / 'eval'}"],
+         f"train.init_checkpoint={dst}", f"train.output_dir={tmp_path / 'eval'}", *recorded],
         cwd=REPO, capture_output=True, text=True, timeout=600,
         env={**os.environ, "EFL_TEST_TINY_LVIS": str(data), "OMP_NUM_THREADS": "1"},
     )

@@ -72,8 +72,9 @@ model = L(ImprovedRetinaNet)(
     test_nms_thresh=0.5,
     # as the reference: boxes clipped to the image and empty ones dropped before top-k and NMS
     clip_boxes_before_nms=True,
-    # None: Detectron2's inference; "r50": the reference's rules, to evaluate its converted
-    # released models exactly (with dataloader.test.mapper.opencv_resize=True; docs/eod_checkpoints.md)
+    # None: Detectron2's inference; "improved_baseline": the reference's rules, to evaluate its
+    # converted released models exactly (with dataloader.test.mapper.opencv_resize=True;
+    # docs/eod_checkpoints.md)
     eod_inference=None,
     max_detections_per_image=300,
     # RGB, ImageNet mean/std on 0-255 pixels (torchvision-pretrained ResNet).

@@ -60,7 +60,8 @@ model = L(ImprovedRetinaNet)(
     # as the reference: boxes clipped to the image and empty ones dropped before top-k and NMS
     clip_boxes_before_nms=True,
     # None: Detectron2's inference; "yolox_ip": the reference's rules, to evaluate its converted
-    # released models exactly (with dataloader.test.mapper.opencv_resize=True; docs/eod_checkpoints.md)
+    # released models exactly (with dataloader.test.mapper.opencv_resize=True;
+    # docs/eod_checkpoints.md)
     eod_inference=None,
     # BGR, 0-255, no normalisation (trained from scratch)
     pixel_mean=[0.0, 0.0, 0.0],

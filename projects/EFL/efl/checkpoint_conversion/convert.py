@@ -136,7 +136,8 @@ class EODConversion:
             "__author__": f"EOD / United-Perception, converted from {self.source} by "
                           "tools/convert_eod_checkpoint.py",
             "matching_config": self.info.config,
-            "matching_overrides": list(self.info.overrides),
+            # the model's overrides, then those of the reference's inference
+            "matching_overrides": list(self.info.overrides) + self.info.inference_overrides,
         }
 
 

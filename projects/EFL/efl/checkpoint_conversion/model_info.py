@@ -22,6 +22,12 @@ class EODModelInfo:
     # FrozenBatchNorm2d does not (improved baseline), and there a frozen BN's counter is unused.
     keeps_num_batches_tracked: bool = False
 
+    @property
+    def inference_overrides(self) -> List[str]:
+        """The overrides that make the matching config infer as the reference (its test resize
+        and post-processing): what the reference's detections need (docs/eod_checkpoints.md)."""
+        return [f"model.eod_inference={self.family}", "dataloader.test.mapper.opencv_resize=True"]
+
     def describe(self) -> str:
         family = {"improved_baseline": "improved baseline", "yolox_ip": "YOLOX-IP"}[self.family]
         return (f"{family} {self.size}, {self.num_classes} classes, {self.num_anchors} anchors "

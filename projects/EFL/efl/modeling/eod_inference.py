@@ -27,7 +27,7 @@ EOD_CLASS_OFFSET = 4096.0
 
 RULES = ("plus_one", "canvas_clip", "one_scale", "class_offset_nms", "topk_counts_anchors")
 PRESETS = {
-    "r50": ("plus_one", "class_offset_nms", "topk_counts_anchors"),
+    "improved_baseline": ("plus_one", "class_offset_nms", "topk_counts_anchors"),
     "yolox_ip": ("canvas_clip", "one_scale", "class_offset_nms", "topk_counts_anchors"),
 }
 
@@ -61,14 +61,14 @@ class EODInferenceRules:
 
     @classmethod
     def parse(cls, spec) -> "EODInferenceRules":
-        """``spec``: None or "" (no rule), a preset ("r50", "yolox_ip"), or rule names joined by
+        """``spec``: None or "" (no rule), a preset ("improved_baseline", "yolox_ip"), or rule names joined by
         "+" ("plus_one+class_offset_nms"); an ``EODInferenceRules`` is returned as is."""
         if isinstance(spec, cls):
             return spec
         if not spec:
             return cls()
         if not isinstance(spec, str):
-            raise TypeError(f"eod_inference must be a string such as 'r50', got {spec!r}")
+            raise TypeError(f"eod_inference must be a string such as 'improved_baseline', got {spec!r}")
         names = PRESETS.get(spec, tuple(n for n in spec.split("+") if n))
         unknown = [n for n in names if n not in RULES]
         if unknown:

@@ -96,7 +96,7 @@ class ImprovedRetinaNet(RetinaNet):
                 needs ``test_score_thresh=None``.
             eod_inference: the reference's inference rules, to evaluate its released models
                 exactly (``efl.modeling.eod_inference``): None (Detectron2's inference), a preset
-                ("r50", "yolox_ip") or rule names joined by "+"; needs ``test_score_thresh=None``.
+                ("improved_baseline", "yolox_ip") or rule names joined by "+"; needs ``test_score_thresh=None``.
         """
         super().__init__(
             backbone=backbone,
