@@ -155,7 +155,8 @@ class EqualizedLossBase(nn.Module):
         bad_labels = (label_range[0] < 0) | (label_range[1] > self.num_classes)
         if scores is not None:
             is_pos = (labels >= 0) & (labels < self.num_classes)
-            inf = torch.tensor(float("inf"), **f64)
+            # torch.full, not torch.tensor: a host-to-device copy would stall a GPU stream
+            inf = torch.full((), float("inf"), **f64)
             scores = scores.detach().double()
             # min/max propagate NaN, which fails both comparisons below.
             if labels.numel():
@@ -167,7 +168,7 @@ class EqualizedLossBase(nn.Module):
         else:
             score_range = torch.zeros(2, **f64)
             bad_scores = torch.zeros((), dtype=torch.bool, device=device)
-        norm = normalizer if torch.is_tensor(normalizer) else torch.tensor(normalizer, **f64)
+        norm = normalizer if torch.is_tensor(normalizer) else torch.full((), normalizer, **f64)
         bad_normalizer = ~((norm > 0) & torch.isfinite(norm))
         loss_value = loss.detach().double()
         flags = torch.stack([bad_labels, bad_scores, bad_normalizer, ~torch.isfinite(loss_value)]).double()
