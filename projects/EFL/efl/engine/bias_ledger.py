@@ -18,6 +18,8 @@ the run and over anchors, for one process:
 With W processes the statistics sum the W local gradients while DDP averages them, so the left
 side is divided by W. The hook accumulates each term in float64 and writes them, with the
 residual, to ``<output_dir>/bias_ledger.json``; ``tools/bias_identity.py`` tabulates and plots it.
+The sums are not checkpointed: after ``--resume`` the ledger covers the iterations from the resumed
+one on (``start_iter``), its statistics counted from their values there.
 """
 import json
 import logging
