@@ -16,6 +16,8 @@ All models are randomly initialised (nothing is downloaded).
     python tools/benchmark_model.py                              # CPU (or CUDA when present)
     python tools/benchmark_model.py --depth 50 --size 512 --num-images 2 --json bench.json
     python tools/benchmark_model.py --models improved_retinanet yolox_ip_s   # a subset
+    python tools/benchmark_model.py --device cuda --size 800x1333 --num-classes 1203  # LVIS-sized
+    python tools/benchmark_model.py --device cuda --amp ...   # fp16 autocast and a GradScaler
 """
 import argparse
 import json
@@ -52,19 +54,34 @@ def build_model(name, depth, num_classes):
     return instantiate(cfg)
 
 
+def parse_size(text):
+    """``"512"`` (a square) or ``"800x1333"`` (height x width) -> (height, width)."""
+    parts = text.lower().split("x")
+    try:
+        height, width = (int(parts[0]), int(parts[0])) if len(parts) == 1 else map(int, parts)
+    except ValueError:
+        height = width = 0
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f"expected a side (512) or HEIGHTxWIDTH (800x1333), got {text!r}")
+    return height, width
+
+
 def make_batch(num_images, size, num_classes, device, seed=0):
+    """Random images of ``size`` = (height, width) with 10 random boxes each."""
     import torch
     from detectron2.structures import Boxes, Instances
 
+    height, width = size
+    extent = torch.tensor([width, height], dtype=torch.float32)
     generator = torch.Generator().manual_seed(seed)
     batch = []
     for _ in range(num_images):
-        instances = Instances((size, size))
-        xy = torch.rand(10, 2, generator=generator) * size * 0.7
-        wh = torch.rand(10, 2, generator=generator) * size * 0.3 + 16
-        instances.gt_boxes = Boxes(torch.cat([xy, (xy + wh).clamp(max=size)], 1))
+        instances = Instances((height, width))
+        xy = torch.rand(10, 2, generator=generator) * extent * 0.7
+        wh = torch.rand(10, 2, generator=generator) * extent * 0.3 + 16
+        instances.gt_boxes = Boxes(torch.cat([xy, torch.minimum(xy + wh, extent)], 1))
         instances.gt_classes = torch.randint(0, num_classes, (10,), generator=generator)
-        image = torch.rand(3, size, size, generator=generator) * 255
+        image = torch.rand(3, height, width, generator=generator) * 255
         batch.append({"image": image.to(device), "instances": instances.to(device)})
     return batch
 
@@ -87,6 +104,9 @@ class _Bench:
         self.batch = make_batch(args.num_images, args.size, args.num_classes, device)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.SGD(params, lr=1e-4)
+        # --amp: as Detectron2's AMPTrainer, fp16 autocast around the forward and a GradScaler
+        self.amp = args.amp
+        self.scaler = torch.amp.GradScaler("cuda", enabled=args.amp)
 
     def _sync(self):
         import torch
@@ -96,16 +116,18 @@ class _Bench:
 
     def train_step(self):
         """Seconds of one forward + backward + SGD step."""
+        import torch
         from detectron2.utils.events import EventStorage
 
         self.model.train()
         self._sync()
         start = time.perf_counter()
-        with EventStorage():
+        with EventStorage(), torch.autocast(self.device.type, enabled=self.amp):
             losses = self.model(self.batch)
         self.optimizer.zero_grad(set_to_none=True)
-        sum(losses.values()).backward()
-        self.optimizer.step()
+        self.scaler.scale(sum(losses.values())).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self._sync()
         return time.perf_counter() - start
 
@@ -116,7 +138,7 @@ class _Bench:
         self.model.eval()
         self._sync()
         start = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast(self.device.type, enabled=self.amp):
             self.model(self.batch)
         self._sync()
         return time.perf_counter() - start
@@ -159,8 +181,9 @@ def measure(args, device):
             "device": str(device),
             "backbone": "CSPDarknet-S" if bench.name == "yolox_ip_s" else f"ResNet-{args.depth}",
             "images": args.num_images,
-            "size": args.size,
+            "size": "x".join(map(str, args.size)),
             "num_classes": args.num_classes,
+            "precision": "amp_fp16" if args.amp else "fp32",
             "train_iter_s": statistics.median(train[bench.name]),
             "infer_s_per_image": statistics.median(infer[bench.name]) / args.num_images,
         })
@@ -171,12 +194,16 @@ def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default=None,
+                        help="cpu or cuda (default: cuda when present); cuda is an error without CUDA")
     parser.add_argument("--depth", type=int, default=50, choices=[18, 34, 50, 101])
-    parser.add_argument("--size", type=int, default=512, help="square input side in pixels")
+    parser.add_argument("--size", type=parse_size, default=(512, 512),
+                        help="input size: a square side (512) or HEIGHTxWIDTH (800x1333, LVIS's test size)")
     parser.add_argument("--num-images", type=int, default=2)
     parser.add_argument("--num-classes", type=int, default=80)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--amp", action="store_true",
+                        help="CUDA only: fp16 autocast and a GradScaler, as train.amp.enabled=True")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=MODELS,
                         help="the models to compare (default: all); the first ratio column is relative "
                              "to detectron2_retinanet when it is measured, else to the first model")
@@ -186,7 +213,11 @@ def main():
 
     import torch
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: CUDA is not available on this machine (torch.cuda.is_available() is False)")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.amp and device.type != "cuda":
+        parser.error("--amp needs CUDA (Detectron2's AMPTrainer does); use --device cuda on a GPU machine")
     if args.worker:
         print(json.dumps(peak_train_memory_mb(args.worker, args, device)))
         return
@@ -198,8 +229,9 @@ def main():
             continue
         # a fresh process per model, so the RSS peaks are not shared
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", name, "--device", "cpu"]
-        for flag in ("depth", "size", "num_images", "num_classes"):
+        for flag in ("depth", "num_images", "num_classes"):
             cmd += ["--" + flag.replace("_", "-"), str(getattr(args, flag))]
+        cmd += ["--size", "x".join(map(str, args.size))]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         peaks[name] = json.loads(out.strip().splitlines()[-1])
     rows = measure(args, device)
@@ -210,8 +242,8 @@ def main():
     x_base = "x d2" if base["model"] == "detectron2_retinanet" else "x 1st"
     header = (f"{'model':<22}{'backbone':>14}{'train s/iter':>14}{x_base:>7}{'train peak MB':>15}"
               f"{'infer s/img':>13}{x_base:>7}")
-    print(f"device {device}, {args.num_images} images of {args.size}x{args.size}, "
-          f"{args.num_classes} classes, median of {args.repeats}")
+    print(f"device {device}, {args.num_images} images of {args.size[0]}x{args.size[1]} (HxW), "
+          f"{args.num_classes} classes, {'AMP fp16' if args.amp else 'fp32'}, median of {args.repeats}")
     print(header)
     for row in rows:
         print(f"{row['model']:<22}{row['backbone']:>14}{row['train_iter_s']:>14.3f}"
