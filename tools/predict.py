@@ -1,12 +1,15 @@
 #!/usr/bin/env python
-"""Detect objects in your own images with a trained model, as Detectron2's demo/demo.py does:
-a picture with the detections per image, and one COCO-style results json.
+"""Detect objects in your own images or video with a trained model, as Detectron2's demo/demo.py
+does: a picture with the detections per image (an annotated video for a video), and one COCO-style
+results json.
 
     .venv/bin/python tools/predict.py --config-file configs/efl_improved_baseline_r50_2x_rfs.py \\
         --input 'photos/*.jpg' --output predictions/ \\
         train.init_checkpoint=output/efl_improved_baseline_r50_2x_rfs/model_final.pth
 
---input is a folder (its images), a glob pattern or one file. The weights come from --weights or
+--input is a folder (its images), a glob pattern, one image, or one video file (.mp4, .avi, .mov,
+.mkv, .webm, .m4v; read with OpenCV, frame by frame). An image that cannot be read is skipped and
+named; the others are still predicted and results.json is always written. The weights come from --weights or
 the `train.init_checkpoint=` override and must fit the config's model exactly. Class names come
 from the metadata of the config's test dataset (`dataloader.test.dataset.names`), whose category
 ids the json uses (LVIS: 1..1203; COCO-format datasets: the file's ids). Images are resized like
@@ -15,6 +18,10 @@ the config's test loader. Writes:
     OUTPUT/<image name>             the image with detections scoring >= --confidence-threshold
     OUTPUT/results.json             [{"file_name", "image_id", "category_id", "bbox": [x, y, w, h],
                                       "score"}, ...] for the same detections, in image pixels
+    OUTPUT/<video name>             for a video: the annotated video (same codec family: mp4v for
+                                    .mp4/.mov/.m4v, MJPG for .avi, ...), same size and frame rate
+    OUTPUT/results.json             for a video: the same entries per frame, with "frame" (index
+                                    from 0) = "image_id" and "file_name" the video
 """
 import argparse
 import glob
@@ -22,20 +29,35 @@ import json
 import os
 import sys
 
+import numpy as np
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+# extension -> the OpenCV codec of the annotated copy
+VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".webm": "VP80"}
 
 
 class PredictError(Exception):
     """A user error, reported as one line without a traceback."""
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Adds "(default: X)" to an option's help only where it tells something: not for required
+    options, positionals or options without a default, nor where the help states its own default
+    (ArgumentDefaultsHelpFormatter adds it everywhere, twice for such options)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.required or not action.option_strings or action.default in (None, argparse.SUPPRESS)
+                or "default" in text):
+            return text
+        return text + " (default: %(default)s)"
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
-        description=__doc__,
-        formatter_class=type("F", (argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter), {}),
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--config-file", required=True, metavar="FILE", help="a LazyConfig python file")
-    parser.add_argument("--input", required=True, help="a folder of images, a glob pattern ('photos/*.jpg') or a file")
+    parser.add_argument("--input", required=True,
+                        help="a folder of images, a glob pattern ('photos/*.jpg'), an image or a video file")
     parser.add_argument("--output", required=True, metavar="DIR", help="folder for the pictures and results.json")
     parser.add_argument("--confidence-threshold", type=float, default=0.5,
                         help="detections scoring below it are neither drawn nor written")
@@ -43,6 +65,10 @@ def build_parser():
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[],
                         help="key=value config overrides, e.g. train.init_checkpoint=model_final.pth train.device=cpu")
     return parser
+
+
+def is_video(path):
+    return os.path.isfile(path) and path.lower().endswith(tuple(VIDEO_CODECS))
 
 
 def list_images(pattern):
@@ -113,6 +139,13 @@ class Predictor:
             raise PredictError(f"cannot read image {path}: {e}") from None
         return convert_image_to_rgb(image, self.input_format), image
 
+    def convert(self, rgb):
+        """An RGB uint8 (H, W, 3) array (a video frame) in the model's format."""
+        from detectron2.data.detection_utils import convert_PIL_to_numpy
+        from PIL import Image
+
+        return convert_PIL_to_numpy(Image.fromarray(np.ascontiguousarray(rgb)), self.input_format)
+
     def __call__(self, image):
         import detectron2.data.transforms as T
         import torch
@@ -137,9 +170,10 @@ def coco_results(instances, file_name, image_id, id_map):
     ]
 
 
-def load_model(args):
+def load_model(args, device=None):
     """``(cfg, model, weights)``: the config with the overrides, its model in eval mode with the
-    weights (which must fit it exactly), on ``train.device`` (the CPU without CUDA)."""
+    weights (which must fit it exactly), on ``device`` (default: ``train.device``, the CPU
+    without CUDA)."""
     import torch
     from detectron2.config import LazyConfig, instantiate
 
@@ -156,7 +190,7 @@ def load_model(args):
         raise PredictError(f"weights {weights} do not exist")
     model = instantiate(cfg.model).eval()
     AtomicDetectionCheckpointer(model, load_mode="strict").load(weights)
-    device = str(cfg.train.get("device", "cpu"))
+    device = device or str(cfg.train.get("device", "cpu"))
     if device.startswith("cuda") and not torch.cuda.is_available():
         device = "cpu"
     return cfg, model.to(device), weights
@@ -176,30 +210,104 @@ def run(args):
     from efl.engine.checkpoint import CheckpointError
     from efl.engine.overrides import OverrideError
 
-    files = list_images(args.input)
+    video = is_video(args.input)
+    files = [args.input] if video else list_images(args.input)
     try:
         cfg, model, weights = load_model(args)
     except (CheckpointError, OverrideError) as e:
         raise PredictError(str(e)) from None
-    from detectron2.utils.visualizer import Visualizer
-
     metadata = test_metadata(cfg)
     id_map = category_id_mapping(metadata, len(metadata.thing_classes))
     predictor = Predictor(cfg, model)
     os.makedirs(args.output, exist_ok=True)
-    results = []
-    for image_id, (path, name) in enumerate(zip(files, output_names(files))):
-        rgb, image = predictor.read(path)
-        instances = predictor(image)
-        instances = instances[instances.scores >= args.confidence_threshold]
-        results += coco_results(instances, path, image_id, id_map)
-        picture = Visualizer(rgb, metadata).draw_instance_predictions(instances).get_image()
-        save_picture(picture, os.path.join(args.output, name))
-        print(f"{path}: {len(instances)} detections")
-    with open(os.path.join(args.output, "results.json"), "w") as f:
+    if video:
+        predict_video(args, predictor, metadata, id_map, weights)
+    else:
+        predict_images(args, files, predictor, metadata, id_map, weights)
+
+
+def detections(predictor, image, threshold):
+    instances = predictor(image)
+    return instances[instances.scores >= threshold]
+
+
+def draw(rgb, instances, metadata):
+    from detectron2.utils.visualizer import Visualizer
+
+    return Visualizer(rgb, metadata).draw_instance_predictions(instances).get_image()
+
+
+def write_results(results, output):
+    with open(os.path.join(output, "results.json"), "w") as f:
         json.dump(results, f)
-    print(f"{len(files)} images, {len(results)} detections (score >= {args.confidence_threshold}) with "
+
+
+def predict_images(args, files, predictor, metadata, id_map, weights):
+    """Each readable image: a picture and its entries in results.json. An unreadable one is
+    skipped and named; results.json holds the others (image_id stays the file's index)."""
+    results, skipped = [], []
+    for image_id, (path, name) in enumerate(zip(files, output_names(files))):
+        try:
+            rgb, image = predictor.read(path)
+        except PredictError as e:
+            print(f"skipped: {e}", file=sys.stderr)
+            skipped.append(path)
+            continue
+        instances = detections(predictor, image, args.confidence_threshold)
+        results += coco_results(instances, path, image_id, id_map)
+        save_picture(draw(rgb, instances, metadata), os.path.join(args.output, name))
+        print(f"{path}: {len(instances)} detections")
+    write_results(results, args.output)
+    done = len(files) - len(skipped)
+    print(f"{done} images, {len(results)} detections (score >= {args.confidence_threshold}) with "
           f"{weights}; pictures and results.json in {args.output}")
+    if skipped:
+        print(f"{len(skipped)} of {len(files)} images skipped (unreadable): {', '.join(skipped)}", file=sys.stderr)
+    if not done:
+        raise PredictError(f"none of the {len(files)} images could be read (results.json is empty)")
+
+
+def predict_video(args, predictor, metadata, id_map, weights):
+    """Every frame of the video through the model: an annotated copy (same size and frame rate)
+    and the frame's entries in results.json, with "frame" = "image_id" = the frame's index."""
+    import cv2
+
+    capture = cv2.VideoCapture(args.input)
+    if not capture.isOpened():
+        raise PredictError(f"cannot open video {args.input} (OpenCV {cv2.__version__} has no reader for it)")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+    width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    name = os.path.basename(args.input)
+    out_path = os.path.join(args.output, name)
+    if os.path.abspath(out_path) == os.path.abspath(args.input):
+        raise PredictError(f"--output {args.output} is the video's own folder: the annotated copy would replace it")
+    codec = VIDEO_CODECS[os.path.splitext(name)[1].lower()]
+    writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*codec), fps, (width, height))
+    if not writer.isOpened():
+        capture.release()
+        raise PredictError(f"cannot write {out_path} with codec {codec} (OpenCV {cv2.__version__})")
+    results, frame_index = [], 0
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            rgb = bgr[:, :, ::-1]
+            instances = detections(predictor, predictor.convert(rgb), args.confidence_threshold)
+            entries = coco_results(instances, args.input, frame_index, id_map)
+            for entry in entries:
+                entry["frame"] = frame_index
+            results += entries
+            writer.write(draw(rgb, instances, metadata)[:, :, ::-1])
+            frame_index += 1
+    finally:
+        capture.release()
+        writer.release()
+    write_results(results, args.output)
+    if not frame_index:
+        raise PredictError(f"video {args.input} has no frame OpenCV can decode")
+    print(f"{args.input}: {frame_index} frames, {len(results)} detections (score >= {args.confidence_threshold}) "
+          f"with {weights}; {out_path} and results.json in {args.output}")
 
 
 def save_picture(rgb, path):
