@@ -1,46 +1,17 @@
-"""The loss reads values back to the host once per call (on a GPU every read stalls the stream).
-
-A CPU stand-in for CUDA's sync debug mode: every Python-level way of reading a tensor's values
-(``item``, ``tolist``, ``bool``/``float``/``int``, ``numpy``, ``nonzero``, boolean-mask indexing) is
-counted while the loss runs; shape and dtype checks read no values and are not counted.
-"""
+"""The loss reads values back to the host once per call (on a GPU every read stalls the stream),
+counted with the CPU stand-in of tests/host_reads.py while the loss runs."""
 import pytest
 import torch
 
 from efl.losses import EqualizedFocalLoss, EqualizedQualityFocalLoss
+from tests.host_reads import count_host_reads
 
 C = 7
-_READERS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy", "nonzero")
 
 
 @pytest.fixture
 def host_reads(monkeypatch):
-    reads = []
-    for method in _READERS:
-        original = getattr(torch.Tensor, method)
-
-        def reader(self, *args, _original=original, _method=method, **kwargs):
-            reads.append(_method)
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(torch.Tensor, method, reader)
-    original_getitem = torch.Tensor.__getitem__
-
-    def getitem(self, index):
-        parts = index if isinstance(index, tuple) else (index,)
-        if any(torch.is_tensor(p) and p.dtype == torch.bool for p in parts):
-            reads.append("boolean mask")  # its result's size is data-dependent: a host read
-        return original_getitem(self, index)
-
-    monkeypatch.setattr(torch.Tensor, "__getitem__", getitem)
-    original_nonzero = torch.nonzero
-
-    def nonzero(*args, **kwargs):
-        reads.append("torch.nonzero")
-        return original_nonzero(*args, **kwargs)
-
-    monkeypatch.setattr(torch, "nonzero", nonzero)
-    return reads
+    return count_host_reads(monkeypatch)
 
 
 def inputs(seed=0, num_rows=200):

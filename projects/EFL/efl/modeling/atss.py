@@ -56,8 +56,9 @@ class ATSSAssigner:
             raise ValueError(f"ground-truth boxes must be finite, got {gt_boxes.tolist()}")
         widths = gt_boxes[:, 2] - gt_boxes[:, 0]
         heights = gt_boxes[:, 3] - gt_boxes[:, 1]
+        # (G,) the ground truths large enough to match; the others stay in the tensors (selecting
+        # them would read the mask back to the host) and get no positive below.
         keep = (widths > self.min_box_size) & (heights > self.min_box_size)
-        gt_boxes, gt_classes = gt_boxes[keep], gt_classes[keep]
 
         labels = torch.full((num_anchors,), num_classes, dtype=torch.int64, device=device)
         matched_boxes = torch.zeros((num_anchors, 4), dtype=anchor_boxes.tensor.dtype, device=device)
@@ -96,14 +97,15 @@ class ATSSAssigner:
             & (gt_boxes[:, None, 2] - cx > margin)
             & (gt_boxes[:, None, 3] - cy > margin)
         )
-        is_pos &= inside
+        is_pos &= inside & keep[:, None]
 
-        # (G, R): IoU where the anchor is a positive candidate of that ground truth, else -1.
+        # (G, R): IoU where the anchor is a positive candidate of that ground truth, else -1. A
+        # ground truth's candidates are distinct anchors (disjoint level ranges), so the scatter
+        # writes each entry once.
         positive_ious = torch.full_like(ious, -1.0)
-        gt_index = torch.arange(len(gt_boxes), device=device)[:, None].expand_as(candidates)
-        positive_ious[gt_index[is_pos], candidates[is_pos]] = candidate_ious[is_pos]
+        positive_ious.scatter_(1, candidates, torch.where(is_pos, candidate_ious, positive_ious.new_tensor(-1.0)))
         best_iou, best_gt = positive_ious.max(dim=0)  # (R,)
         foreground = best_iou >= 0
-        labels[foreground] = gt_classes[best_gt[foreground]]
-        matched_boxes[foreground] = gt_boxes[best_gt[foreground]]
+        labels = torch.where(foreground, gt_classes[best_gt], labels)
+        matched_boxes = torch.where(foreground[:, None], gt_boxes[best_gt], matched_boxes)
         return labels, matched_boxes

@@ -11,8 +11,8 @@ from detectron2.config import configurable
 from detectron2.layers import batched_nms, cat
 from detectron2.modeling import META_ARCH_REGISTRY, RetinaNet, detector_postprocess
 from detectron2.structures import Boxes, ImageList, Instances
-from detectron2.utils.events import get_event_storage
 
+from ..utils.deferred_scalars import put_scalar_deferred
 from .eod_inference import (
     EODInferenceRules,
     boxes_to_picture,
@@ -230,17 +230,20 @@ class ImprovedRetinaNet(RetinaNet):
             None if pred_ious is None else cat(pred_ious, dim=1),
         )
         num_positives = pos_mask.sum()
-        get_event_storage().put_scalar("num_pos_anchors", num_positives.item() / len(gt_labels))
+        put_scalar_deferred("num_pos_anchors", num_positives / len(gt_labels))  # no host read here
         normalizers = self.normalizer(num_positives, positives.iou_targets.sum())
 
-        # quality target of every valid anchor: the IoU target on positives, 0 elsewhere
+        # quality target of every anchor: the IoU target on positives (filled in the (image,
+        # anchor) order of PositiveSamples), 0 elsewhere
         quality = torch.zeros_like(gt_labels, dtype=positives.iou_targets.dtype)  # (N, R)
-        quality[pos_mask] = positives.iou_targets
+        quality.masked_scatter_(pos_mask, positives.iou_targets)
+        # (M,) the valid anchors, listed once for the three selections: one host read
+        valid = valid_mask.flatten().nonzero().squeeze(1)
         losses = {
             "loss_cls": self.cls_loss.forward_with_quality(
-                cat(pred_logits, dim=1)[valid_mask],  # (M, K), anchor-major rows
-                gt_labels[valid_mask],
-                quality[valid_mask],
+                cat(pred_logits, dim=1).flatten(0, 1).index_select(0, valid),  # (M, K), anchor-major rows
+                gt_labels.flatten().index_select(0, valid),
+                quality.flatten().index_select(0, valid),
                 normalizers.positives,
             )
         }

@@ -38,11 +38,14 @@ class PositiveSamples:
             box2box_transform: the detector's box coder.
             pred_iou_logits: (N, R) IoU-branch logits, or None.
         """
-        num_images = pos_mask.shape[0]
-        pos_anchors = anchors[None].expand(num_images, -1, -1)[pos_mask]
-        pos_deltas = pred_deltas[pos_mask]
+        num_anchors = pos_mask.shape[1]
+        # (P,) flat (image, anchor) indices of the positives: the one host read of the mask, for
+        # every selection below
+        index = pos_mask.flatten().nonzero().squeeze(1)
+        pos_anchors = anchors.index_select(0, index % num_anchors)
+        pos_deltas = pred_deltas.flatten(0, 1).index_select(0, index)
         pos_boxes = box2box_transform.apply_deltas(pos_deltas, pos_anchors)
-        pos_gt_boxes = gt_boxes[pos_mask]
+        pos_gt_boxes = gt_boxes.flatten(0, 1).index_select(0, index)
         with torch.no_grad():
             iou_targets = matched_pairwise_iou(Boxes(pos_boxes.detach()), Boxes(pos_gt_boxes))
             # a degenerate pair (empty union) has IoU 0, not NaN
@@ -53,7 +56,7 @@ class PositiveSamples:
             pred_boxes=pos_boxes,
             gt_boxes=pos_gt_boxes,
             iou_targets=iou_targets,
-            pred_iou_logits=None if pred_iou_logits is None else pred_iou_logits[pos_mask],
+            pred_iou_logits=None if pred_iou_logits is None else pred_iou_logits.flatten().index_select(0, index),
             box2box_transform=box2box_transform,
         )
 
