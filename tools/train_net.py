@@ -235,7 +235,8 @@ def do_train(args, cfg, ground_truth=()):
     # checkpoint or an evaluation they are averaged and rank 0's state is given to every process,
     # so that the evaluation scores exactly the weights that are saved.
     buffer_sync = BufferSyncHook(model, ema=checkpointer.checkpointables.get("ema"),
-                                 periods=(cfg.train.checkpointer.period, cfg.train.eval_period))
+                                 periods=(OmegaConf.select(cfg, "train.checkpointer.period", default=0),
+                                          OmegaConf.select(cfg, "train.eval_period", default=0)))
     last_results = {}
 
     def test_and_keep():
