@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VENV
 
-.PHONY: install demo test
+.PHONY: install demo test gpu-check
 
 install:
 	@bash scripts/install.sh
@@ -13,3 +13,7 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q tests
+
+# On a GPU machine: the CUDA tests and benchmarks, one report (tools/gpu_check.py, README).
+gpu-check: install
+	$(PY) tools/gpu_check.py
