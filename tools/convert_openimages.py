@@ -19,11 +19,10 @@ numbers as the CSVs. Images are those named in the box or image-level-label file
 Malformed rows are errors naming the file and line. See docs/openimages.md.
 """
 import argparse
-import csv
 import json
 import os
 
-from efl.data.openimages import convert_challenge_files
+from efl.data.openimages import convert_challenge_files, write_class_counts_csv
 
 
 def parse_args(argv=None):
@@ -54,11 +53,7 @@ def main(argv=None):
     with open(args.output, "w") as f:
         json.dump(dataset, f)
     if args.class_counts_output:
-        with open(args.class_counts_output, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["LabelName", "DisplayName", "instance_count"])
-            for c in dataset["categories"]:
-                writer.writerow([c["freebase_id"], c["name"], c["instance_count"]])
+        write_class_counts_csv(args.class_counts_output, dataset)
     print(f"{args.output}: {len(dataset['images'])} images, {len(dataset['annotations'])} boxes, "
           f"{len(dataset['categories'])} classes")
 

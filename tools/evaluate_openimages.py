@@ -23,12 +23,8 @@ OUT/metrics.json (mAP and mAP0..mAP4 as fractions, as the official tool reports 
 a table (in %). The rules are in docs/openimages.md.
 """
 import argparse
-import json
-import os
 import sys
 import time
-
-import numpy as np
 
 from efl.data.openimages import LabelHierarchy
 from efl.data.openimages.files import read_hierarchy
@@ -38,8 +34,7 @@ from efl.data.openimages.ground_truth import (
     load_ground_truth_json,
     load_predictions,
 )
-from efl.data.openimages.metric import evaluate_oid_challenge
-from efl.data.openimages.report import format_table, summarize, write_report
+from efl.data.openimages.report import evaluate_and_report, format_table
 
 
 def parse_args(argv=None):
@@ -76,9 +71,7 @@ def main(argv=None):
     hierarchy = LabelHierarchy(read_hierarchy(args.hierarchy), dataset.mids)
     detections = load_predictions(args.predictions, dataset)
     counts = load_class_counts(args.class_counts, dataset.mids) if args.class_counts else None
-    result = evaluate_oid_challenge(dataset.gt, detections, num_classes=len(dataset.mids), hierarchy=hierarchy)
-    metrics = summarize(result, counts)
-    write_report(args.output_dir, result, dataset.mids, dataset.names, metrics)
+    result, metrics = evaluate_and_report(dataset, detections, hierarchy, counts, output_dir=args.output_dir)
     print(format_table(metrics, result))
     print(f"{len(detections.scores)} detections on {len(dataset.gt.image_ids)} images, "
           f"{time.perf_counter() - start:.1f} s; wrote per_class_ap.csv and metrics.json in {args.output_dir}")

@@ -12,7 +12,7 @@
 Every malformed input is a `efl.data.DatasetCheckError` naming the file and the line, image or
 annotation.
 """
-from .convert import convert_challenge_files
+from .convert import convert_challenge_files, write_class_counts_csv
 from .datasets import OID_ROOT_ENV, load_openimages_json, register_oid_challenge_2019_efl, register_openimages_json
 from .hierarchy import LabelHierarchy
 
@@ -23,4 +23,5 @@ __all__ = [
     "load_openimages_json",
     "register_oid_challenge_2019_efl",
     "register_openimages_json",
+    "write_class_counts_csv",
 ]

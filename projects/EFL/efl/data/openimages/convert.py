@@ -16,6 +16,7 @@ data row). Boxes are not rounded to 2 decimals either, so that evaluating the JS
 numbers as evaluating the CSVs. Images are those named in the box or image-level label file.
 """
 import collections
+import csv
 import logging
 import os
 
@@ -31,7 +32,7 @@ from .files import (
 )
 from .hierarchy import LabelHierarchy
 
-__all__ = ["convert_challenge_files", "image_size_from_file"]
+__all__ = ["convert_challenge_files", "image_size_from_file", "write_class_counts_csv"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,3 +120,13 @@ def convert_challenge_files(*, boxes_csv, image_labels_csv, class_descriptions_c
         "images": images,
         "annotations": annotations,
     }
+
+
+def write_class_counts_csv(path, dataset):
+    """`LabelName,DisplayName,instance_count` per category of a converted `dataset`: the training
+    counts that EQLv2's frequency groups sort by (read back by `files.read_class_counts_csv`)."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["LabelName", "DisplayName", "instance_count"])
+        for c in dataset["categories"]:
+            writer.writerow([c["freebase_id"], c["name"], c["instance_count"]])

@@ -12,8 +12,8 @@ from detectron2.utils import comm
 from .files import read_hierarchy
 from .ground_truth import load_class_counts, load_ground_truth_json
 from .hierarchy import LabelHierarchy
-from .metric import OIDDetections, evaluate_oid_challenge
-from .report import format_table, summarize, write_report
+from .metric import OIDDetections
+from .report import evaluate_and_report, format_table
 
 __all__ = ["OpenImagesEvaluator"]
 
@@ -101,11 +101,9 @@ class OpenImagesEvaluator(DatasetEvaluator):
             )
             for p in predictions
         )
-        result = evaluate_oid_challenge(
-            dataset.gt, detections, num_classes=len(dataset.mids), hierarchy=self._hierarchy(dataset.mids)
+        result, metrics = evaluate_and_report(
+            dataset, detections, self._hierarchy(dataset.mids), self._class_counts(dataset.mids),
+            num_groups=self._num_groups, output_dir=self._output_dir,
         )
-        metrics = summarize(result, self._class_counts(dataset.mids), self._num_groups)
-        if self._output_dir:
-            write_report(self._output_dir, result, dataset.mids, dataset.names, metrics)
         logger.info("Open Images Challenge metric on %s:\n%s", self._dataset_name, format_table(metrics, result))
         return {"bbox": {k: 100.0 * v for k, v in metrics.items()}}

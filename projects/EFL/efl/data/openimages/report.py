@@ -1,5 +1,6 @@
 """The Open Images metric's numbers: mAP and EQLv2's frequency groups, the per-class report
-files and the console table."""
+files and the console table; `evaluate_and_report` runs them all, for the evaluator and
+tools/evaluate_openimages.py alike."""
 import csv
 import json
 import math
@@ -8,9 +9,34 @@ from typing import Optional
 
 import numpy as np
 
-from .metric import OIDResult, frequency_groups, group_mean_ap
+from .ground_truth import OIDDataset
+from .hierarchy import LabelHierarchy
+from .metric import OIDDetections, OIDResult, evaluate_oid_challenge, frequency_groups, group_mean_ap
 
-__all__ = ["format_table", "summarize", "write_report"]
+__all__ = ["evaluate_and_report", "format_table", "summarize", "write_report"]
+
+
+def evaluate_and_report(dataset: OIDDataset, detections: OIDDetections, hierarchy: LabelHierarchy,
+                        class_counts: Optional[np.ndarray] = None, *, num_groups: int = 5, output_dir=None):
+    """
+    The official challenge metric of `detections` on `dataset`.
+
+    Args:
+        dataset: the ground truth with its classes.
+        detections: in the frame of `dataset` (see `ground_truth.load_predictions`).
+        hierarchy: the label hierarchy over `dataset.mids`.
+        class_counts: training instances per class; with them, EQLv2's groups mAP0.. are added.
+        num_groups: number of frequency groups (EQLv2: 5).
+        output_dir: where to write per_class_ap.csv and metrics.json (None: nowhere).
+
+    Returns:
+        (OIDResult, dict): per-class APs, and {"mAP": ..., "mAP0": ...} as fractions.
+    """
+    result = evaluate_oid_challenge(dataset.gt, detections, num_classes=len(dataset.mids), hierarchy=hierarchy)
+    metrics = summarize(result, class_counts, num_groups)
+    if output_dir:
+        write_report(output_dir, result, dataset.mids, dataset.names, metrics)
+    return result, metrics
 
 
 def summarize(result: OIDResult, class_counts: Optional[np.ndarray] = None, num_groups: int = 5) -> dict:
