@@ -177,3 +177,24 @@ def test_user_errors_are_one_clear_line(tmp_path):
                           text=True, timeout=300)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "no weights: pass --weights PATH or the override train.init_checkpoint=PATH" in proc.stderr
+
+
+def test_scale_to_gives_detectron2s_detector_postprocess():
+    from detectron2.modeling import detector_postprocess
+    from detectron2.structures import Boxes, Instances
+
+    generator = torch.Generator().manual_seed(0)
+    xy = torch.rand(50, 2, generator=generator) * torch.tensor([300.0, 200.0])
+    boxes = torch.cat([xy, xy + 5 + torch.rand(50, 2, generator=generator) * 150], dim=1)  # some past the edge
+    instances = Instances((200, 300), pred_boxes=Boxes(boxes.clone()), scores=torch.rand(50, generator=generator))
+    expected = detector_postprocess(instances, 533, 800).pred_boxes.tensor.numpy()
+    assert len(expected) == 50 and (expected[:, 2] == 800).any()
+    np.testing.assert_allclose(ExportedDetector.scale_to(boxes.numpy(), (200, 300), (533, 800)), expected, atol=1e-4)
+
+
+def test_a_model_with_the_reference_inference_rules_is_refused(tmp_path):
+    from efl.export import export_onnx
+
+    model = instantiate(load_cfg(FAMILIES["improved_baseline"], *TINY, "model.eod_inference=topk_counts_anchors").model).eval()
+    with pytest.raises(ValueError, match="export it with model.eod_inference=None"):
+        export_onnx(model, str(tmp_path / "model.onnx"), (160, 160))
