@@ -45,3 +45,22 @@ def test_env_root_loader_names_the_variable_then_the_missing_file_then_loads(tmp
         loader(str(tmp_path), str(json_file))()
     json_file.write_text("{}")
     assert loader(str(tmp_path), str(json_file))() == ["dicts"]
+
+
+def test_lvis_training_split_is_named_by_the_registration_not_guessed_from_the_file_name(monkeypatch, tmp_path):
+    from efl.data import LVIS_ROOT_ENV, register_lvis_v1_efl
+    from tests.data.test_lvis_registration import _fake_lvis_root
+
+    _fake_lvis_root(str(tmp_path))
+    monkeypatch.setenv(LVIS_ROOT_ENV, str(tmp_path))
+    # the val file (one image, with category 1203) as a training split, the train file as a test split
+    names = {"efl_test_counted": "annotations/lvis_v1_val.json", "efl_test_not_counted": "annotations/lvis_v1_train.json"}
+    register_lvis_v1_efl(names=names, train_names=["efl_test_counted"])
+    DatasetCatalog.get("efl_test_counted")
+    DatasetCatalog.get("efl_test_not_counted")
+    counts = {c["id"]: c["image_count"] for c in MetadataCatalog.get("efl_test_counted").class_image_count}
+    assert counts[1203] == 1 and counts[1] == 0
+    assert "class_image_count" not in MetadataCatalog.get("efl_test_not_counted").as_dict()
+    for name in names:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
