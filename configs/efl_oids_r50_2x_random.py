@@ -10,6 +10,8 @@ from fvcore.common.param_scheduler import MultiStepParamScheduler
 from detectron2.config import LazyCall as L
 from detectron2.solver import WarmupParamScheduler
 
+from efl.modeling import FrozenStatisticsBN
+
 from .common.data.openimages import dataloader
 from .common.models.improved_retinanet import model
 from .common.optim import SGD as optimizer
@@ -23,6 +25,10 @@ model.cls_loss.alpha = 0.25
 # The reference's ATSS centre rule for its "+1" boxes: an anchor centre more than 0.51 px inside
 # the ground truth (docs/improved_baseline.md §2; YOLOX-IP keeps 0.01)
 model.anchor_labeler.center_margin = 0.51
+# The reference's trainable parameters: the frozen BN of res3-res5 keeps its statistics fixed but
+# trains its affine weight and bias (84 tensors in R50), and the head's tower convs have no bias
+model.backbone.bottom_up.stages.norm = L(FrozenStatisticsBN)()
+model.head.tower_conv_bias = False
 
 dataloader.train.total_batch_size = 16
 optimizer.lr = 0.02  # 0.00125 per image, as the reference

@@ -368,3 +368,30 @@ def test_fpn_pads_batches_to_the_configured_size_divisibility():
     with pytest.raises(ValueError, match="multiple of the coarsest input stride 32"):
         instantiate(cfg)
     assert FPNWithLateralTop is type(instantiate(LazyConfig.load(SMALL_CONFIG).model.backbone))
+
+
+@pytest.mark.parametrize("config", ["configs/efl_improved_baseline_r50_2x_rfs.py",
+                                    "configs/efl_oids_r50_2x_random.py"])
+def test_improved_baseline_configs_train_the_reference_parameter_set(config):
+    # The reference (EOD freeze_bn: nn.BatchNorm2d in eval mode) trains the affine weight and
+    # bias of the frozen BN in res3-res5: 13 + 19 + 10 BNs x 2 = 84 tensors in R50 (stem and
+    # res2 frozen); its tower convs have no bias.
+    from detectron2.config import LazyConfig, instantiate
+
+    model = instantiate(LazyConfig.load(config).model)
+    trainable_norms = [n for n, p in model.backbone.bottom_up.named_parameters()
+                       if p.requires_grad and ".norm." in n]
+    assert len(trainable_norms) == 84
+    assert all(n.startswith(("res3", "res4", "res5")) for n in trainable_norms)
+    frozen = [n for n, p in model.backbone.bottom_up.named_parameters() if not p.requires_grad]
+    assert frozen and all(n.startswith(("stem", "res2")) for n in frozen)
+    for tower in (model.head.cls_subnet, model.head.bbox_subnet):
+        convs = [m for m in tower if isinstance(m, torch.nn.Conv2d)]
+        assert len(convs) == 4 and all(c.bias is None for c in convs)
+    # the running statistics stay fixed in training
+    model.train()
+    bn = model.backbone.bottom_up.res3[0].conv1.norm
+    before = bn.running_mean.clone()
+    x = torch.randn(2, 256, 16, 16)
+    model.backbone.bottom_up.res3[0].conv1(x).sum().backward()
+    assert torch.equal(bn.running_mean, before) and bn.weight.grad is not None

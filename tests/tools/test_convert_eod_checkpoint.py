@@ -96,7 +96,7 @@ def test_named_weights_land_where_the_reference_uses_them(r50):
     _, eod, conversion = r50
     sd = conversion.state_dict
     # Hand-written pairs: stem, a bottleneck's BN (the reference's trainable FrozenBN weight/bias
-    # become Detectron2 FrozenBatchNorm2d buffers), a shortcut, the FPN, the head, the loss.
+    # stay trainable, FrozenStatisticsBatchNorm2d), a shortcut, the FPN, the head, the loss.
     pairs = {
         "backbone.bottom_up.stem.conv1.weight": "backbone.layer0.0.weight",
         "backbone.bottom_up.stem.conv1.norm.running_var": "backbone.layer0.1.running_var",
@@ -119,10 +119,10 @@ def test_named_weights_land_where_the_reference_uses_them(r50):
     }
     for ours, ref in pairs.items():
         assert torch.equal(sd[ours], eod[ref]), (ours, ref)
-    # The reference's tower convs have no bias: ours are written as zeros.
+    # The reference's tower convs have no bias, nor have those of the improved-baseline configs.
     for tower in ("cls_subnet", "bbox_subnet"):
         for i in (0, 3, 6, 9):
-            assert torch.equal(sd[f"head.{tower}.{i}.bias"], torch.zeros(256))
+            assert f"head.{tower}.{i}.bias" not in sd and f"head.{tower}.{i}.weight" in sd
     assert not any(k.endswith("num_batches_tracked") for k in sd)
 
 
@@ -361,7 +361,7 @@ def test_converted_file_evaluates_with_train_net_eval_only_and_prints_the_lvis_t
 
 
 def test_a_tower_conv_with_a_bias_is_not_a_reference_file():
-    # The reference's tower convs have no bias; a file with one is not what the zeros assume.
+    # The reference's tower convs have no bias; a file with one is not its head.
     eod = _small()
     eod["roi_head.cls_subnet.3.bias"] = torch.ones(256)
     with pytest.raises(EODCheckpointError, match=r"roi_head\.cls_subnet\.3\.bias"):

@@ -9,7 +9,7 @@ from typing import Dict, Mapping, Optional
 import torch
 
 from .eod_layouts import EODCheckpointError, drop_stem_aliases, extract_state_dict
-from .improved_baseline import add_tower_conv_biases, detect_improved_baseline
+from .improved_baseline import check_no_tower_conv_biases, detect_improved_baseline
 from .model_info import EODModelInfo
 from .yolox_ip import detect_yolox_ip
 
@@ -85,7 +85,7 @@ def convert_eod_state_dict(state_dict: Mapping[str, torch.Tensor], loss: Optiona
             f"{_listing(unplaced)}"
         )
     if info.family == "improved_baseline":
-        add_tower_conv_biases(converted)
+        check_no_tower_conv_biases(converted)
     return converted, info
 
 

@@ -1,7 +1,7 @@
 """The reference's improved baseline (ResNet, FPN, RetinaHeadWithIOU) -> this project's
 ``ImprovedRetinaNet`` with ``FPNWithLateralTop`` and ``RetinaNetHeadWithIoU``.
 
-Key layout and the one parameter our modules have and the reference's lack: docs/eod_checkpoints.md.
+Key layout: docs/eod_checkpoints.md.
 """
 import re
 from collections import OrderedDict
@@ -13,7 +13,7 @@ from .eod_layouts import EODCheckpointError
 from .key_rules import RuleSet
 from .model_info import EODModelInfo
 
-__all__ = ["IMPROVED_BASELINE_RULES", "detect_improved_baseline", "add_tower_conv_biases"]
+__all__ = ["IMPROVED_BASELINE_RULES", "detect_improved_baseline", "check_no_tower_conv_biases"]
 
 # Blocks per ResNet stage (the reference's layer1..layer4) -> depth.
 RESNET_DEPTHS = {(3, 4, 6, 3): 50, (3, 4, 23, 3): 101}
@@ -115,22 +115,15 @@ def detect_improved_baseline(state_dict: Dict[str, torch.Tensor]) -> Optional[EO
     )
 
 
-def add_tower_conv_biases(state_dict: "OrderedDict[str, torch.Tensor]") -> None:
-    """Detectron2's ``RetinaNetHead`` gives its tower convs a bias; the reference's towers
-    (conv without bias, GroupNorm, ReLU) have none. A zero bias makes our conv compute exactly
-    the reference's conv, so zeros are the converted value. (Fine-tuning from the converted file
-    then trains these biases, which the reference never had; GroupNorm removes only their mean
-    per group, so they are not inert.)"""
+def check_no_tower_conv_biases(state_dict: "OrderedDict[str, torch.Tensor]") -> None:
+    """The reference's towers are [conv without bias, GroupNorm, ReLU], and so are ours in the
+    improved-baseline configs (``tower_conv_bias=False``): a converted file with a tower conv bias
+    is not one of its RetinaHeadWithIOU checkpoints."""
     for tower in ("cls_subnet", "bbox_subnet"):
         for index in TOWER_CONV_INDICES:
-            weight_key = f"head.{tower}.{index}.weight"
             bias_key = f"head.{tower}.{index}.bias"
-            if weight_key not in state_dict:
-                continue  # reported as missing by the caller
             if bias_key in state_dict:
                 raise EODCheckpointError(
                     f"{IMPROVED_BASELINE_RULES.to_reference(bias_key)!r}: the reference's tower "
                     "convs have no bias; this file is not one of its RetinaHeadWithIOU checkpoints"
                 )
-            weight = state_dict[weight_key]
-            state_dict[bias_key] = weight.new_zeros(weight.shape[0])

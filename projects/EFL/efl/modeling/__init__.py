@@ -5,6 +5,7 @@ from .anchor_labeling import MatcherLabeler
 from .atss import ATSSAssigner
 from .box_losses import AnchorDeltaL1Loss, Detectron2BoxLoss, IoUWeightedGIoULoss, iou_weighted_giou_loss
 from .fpn import FPNWithLateralTop, LastLevelP6P7FromLateral
+from .frozen_statistics_bn import FrozenStatisticsBatchNorm2d, FrozenStatisticsBN
 from .improved_retinanet import ImprovedRetinaNet
 from .iou_branch_loss import IoUBranchLoss
 from .normalizers import EMAPositivesNormalizer, LossNormalizers, MeanPositivesNormalizer
@@ -20,6 +21,8 @@ __all__ = [
     "Detectron2BoxLoss",
     "EMAPositivesNormalizer",
     "FPNWithLateralTop",
+    "FrozenStatisticsBN",
+    "FrozenStatisticsBatchNorm2d",
     "ImprovedRetinaNet",
     "IoUBranchLoss",
     "IoUWeightedGIoULoss",

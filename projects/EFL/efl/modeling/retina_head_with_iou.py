@@ -28,6 +28,7 @@ class RetinaNetHeadWithIoU(RetinaNetHead):
         conv_dims: List[int],
         num_groups: int = 32,
         prior_prob: float = 0.001,
+        tower_conv_bias: bool = True,
     ):
         """
         Args:
@@ -37,6 +38,8 @@ class RetinaNetHeadWithIoU(RetinaNetHead):
             conv_dims: output channels of each tower conv; its length is the tower depth.
             num_groups: GroupNorm groups in the towers (0 disables the norm).
             prior_prob: initial foreground probability of the classification output.
+            tower_conv_bias: False removes the bias of the tower convs, as the reference's
+                towers (conv without bias, GroupNorm, ReLU); Detectron2's head has one.
         """
         if len(conv_dims) == 0:
             raise ValueError("conv_dims must list at least one tower conv")
@@ -50,6 +53,11 @@ class RetinaNetHeadWithIoU(RetinaNetHead):
             norm=GroupNormFactory(num_groups) if num_groups else "",
             prior_prob=prior_prob,
         )
+        if not tower_conv_bias:
+            for tower in (self.cls_subnet, self.bbox_subnet):
+                for layer in tower:
+                    if isinstance(layer, nn.Conv2d):
+                        layer.bias = None  # unregisters the (zero-initialised) parameter
         self.iou_pred = nn.Conv2d(conv_dims[-1], num_anchors, kernel_size=3, stride=1, padding=1)
         torch.nn.init.normal_(self.iou_pred.weight, mean=0, std=0.01)
         torch.nn.init.constant_(self.iou_pred.bias, 0)
