@@ -32,6 +32,7 @@ TINY_SYNTHETIC = [
 RULES = [
     (r"make demo", "make", "the demo trains two detectors for about 10 minutes"),
     (r"make test", "make", "`make test` runs this test suite"),
+    (r"make gpu-check", "make", "needs a CUDA GPU; tests/tools/test_gpu_check.py runs it without one"),
     (r"export EFL_(LVIS|OID)_ROOT=\S+", "env", None),
     (r"\.venv/bin/python tools/train_net\.py --config-file configs/(efl|eqfl|focal)_(improved_baseline_r(50|101)"
      r"_2x_rfs|yolox_ip_[smlx]_300e_rfs|oids_r(50|101)_2x_random)\.py( .*)?", "check",
