@@ -13,11 +13,11 @@ The images and json are generated on first load into `$EFL_DATASETS` (default
 image counts are exact by construction), so a model can read `class_image_count` before anything
 is generated; the json exists once a split of the set has been loaded.
 """
-import json
 import os
 
 from detectron2.data import MetadataCatalog
 
+from .annotation_json import read_annotation_json
 from .lvis import load_lvis_json_checked, register_lvis_json
 from .paths import default_cache_root
 from .synthetic import PRESETS, category_metadata, ensure_generated
@@ -39,6 +39,10 @@ def _json_file(root, split):
     return os.path.join(root, "annotations", f"synthetic_lt_{split}.json")
 
 
+def _categories(json_file):
+    return sorted(read_annotation_json(json_file)["categories"], key=lambda c: c["id"])
+
+
 def _loader(name, spec, cache_root, split):
     def load():
         root = ensure_generated(spec, cache_root)
@@ -51,8 +55,7 @@ def _loader(name, spec, cache_root, split):
 
 def _check_categories(name, json_file):
     # The registered metadata was computed without generating; the json must agree with it.
-    with open(json_file) as f:
-        categories = sorted(json.load(f)["categories"], key=lambda c: c["id"])
+    categories = _categories(json_file)
     expected = {k: v for k, v in MetadataCatalog.get(name).as_dict().items() if k in _metadata([])}
     if _metadata(categories) != expected:
         raise RuntimeError(f"{name}: the categories of {json_file} differ from the registered metadata")
@@ -79,8 +82,7 @@ def register_synthetic_lt(prefix, spec, *, cache_root=None):
 
 def register_synthetic_lt_dir(prefix, root):
     """Register `{prefix}_train` / `{prefix}_val` for a set written by `python -m efl.data.synthetic`."""
-    with open(_json_file(root, "train")) as f:
-        categories = sorted(json.load(f)["categories"], key=lambda c: c["id"])
+    categories = _categories(_json_file(root, "train"))
     for split in SPLITS:
         register_lvis_json(
             f"{prefix}_{split}", json_file=_json_file(root, split), image_root=root, metadata=_metadata(categories)
