@@ -18,6 +18,20 @@ from efl.modeling.eod_inference import (
 )
 
 
+def test_our_decoding_minus_1_is_the_reference_plus_one_decoding_bit_for_bit():
+    # The reference decodes on +1 anchors (ours minus (0, 0, 1, 1)) with widths x2 - x1 + 1 and
+    # x2 = centre + w / 2 - 1 (bbox_helper.py offset2bbox, re-stated in tests/tools).
+    from detectron2.modeling.box_regression import Box2BoxTransform
+
+    from tests.tools.eod_postprocess_reference import eod_anchors, eod_decode
+
+    anchors = eod_anchors(20, 30, 8, [6, 8], aligned=False)
+    ours_anchors = anchors + torch.tensor([0.0, 0, 1, 1])  # Detectron2's cell-centred anchors
+    deltas = torch.randn(len(anchors), 4, generator=torch.Generator().manual_seed(0))
+    ours = Box2BoxTransform(weights=(1.0, 1.0, 1.0, 1.0)).apply_deltas(deltas, ours_anchors)
+    assert torch.equal(to_eod_coordinates(ours, plus_one=True), eod_decode(anchors, deltas, 1))
+
+
 def test_r50_box_decoded_outside_the_picture_survives_as_a_1px_sliver():
     # Picture 640 wide, 480 high. Our box [700, 10, 750, 50] lies right of it; in +1 coordinates
     # [700, 10, 749, 49]. The reference clips x to [0, 639] (bbox_helper.py clip_bbox, offset 1)
