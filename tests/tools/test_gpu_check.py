@@ -127,3 +127,17 @@ def test_report_json_and_table_hold_every_step_and_its_result(tmp_path, capsys):
     assert "| tests | passed |" in table and "1 passed, 2 failed, 1 skipped (test_b, test_d)" in table
     assert "efl 12 ms / 210 MB" in table
     assert "improved_baseline: forward 9, backward 0" in table
+
+
+def test_the_default_steps_fit_in_eight_minutes_and_name_flags_their_tools_have(tmp_path):
+    steps = gpu_check.default_steps(str(tmp_path))
+    assert [s.name for s in steps] == ["tests", "loss", "model", "model_amp"]
+    assert sum(s.timeout_s for s in steps) <= gpu_check.TOTAL_BUDGET_S == 8 * 60
+    assert steps[0].command[1:4] == ["-m", "pytest", "-q"] and "tests/gpu" in steps[0].command
+    for step in steps[1:]:
+        script = step.command[1]
+        help_text = subprocess.run([sys.executable, script, "--help"], cwd=REPO, capture_output=True,
+                                   text=True, timeout=120).stdout
+        flags = [arg for arg in step.command[2:] if arg.startswith("--")]
+        assert flags and all(flag in help_text for flag in flags), (script, flags)
+    assert "800x1333" in steps[2].command and "1203" in steps[2].command and "--amp" in steps[3].command
