@@ -8,6 +8,7 @@ import csv
 import json
 import logging
 import os
+import re
 
 import pytest
 
@@ -325,3 +326,22 @@ def test_categories_without_freebase_id_are_named_by_their_name_in_training_and_
     assert MetadataCatalog.get("oid_challenge_2019_val_efl").class_freebase_ids == mids
     assert load_ground_truth_json(json_file).mids == mids
     assert load_class_counts(json_file, mids).tolist() == [0, 0, 1, 1, 1, 0]
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda text: text[: len(text) // 2], r"not valid JSON .*is the file truncated"),
+    (lambda text: re.sub(r'"bbox": \[([-0-9.e]+)', r'"bbox": ["\1"', text, count=1),
+     r"annotation 1 has a malformed bbox .*its x is the string"),
+    (lambda text: text.replace('"images"', '"pictures"', 1), r"no 'images' field"),
+])
+def test_training_and_evaluation_read_the_json_through_one_reader_with_one_error(oid_root, corrupt, message):
+    from efl.data.openimages.ground_truth import load_ground_truth_json
+
+    json_file = os.path.join(oid_root, "annotations", "openimages_challenge_2019_val_bbox.json")
+    with open(json_file) as f:
+        text = f.read()
+    with open(json_file, "w") as f:
+        f.write(corrupt(text))
+    for read in (lambda: DatasetCatalog.get("oid_challenge_2019_val_efl"), lambda: load_ground_truth_json(json_file)):
+        with pytest.raises(DatasetCheckError, match=f"^{json_file}: .*{message}"):
+            read()

@@ -12,7 +12,6 @@ import collections
 import dataclasses
 import json
 import logging
-import math
 import os
 from typing import List
 
@@ -67,7 +66,8 @@ class OIDDataset:
 
 def load_ground_truth_json(json_file) -> OIDDataset:
     """The COCO-like JSON of tools/convert_openimages.py (or EQLv2's layout with the flags), read
-    by the project's one COCO-file reader (`efl.data.annotation_json`)."""
+    by the project's one COCO-file reader (`efl.data.annotation_json`, which also checks the
+    required keys and the boxes)."""
     dataset = read_annotation_json(json_file)
     categories = sorted(dataset["categories"], key=lambda c: c["id"])
     contiguous = {c["id"]: k for k, c in enumerate(categories)}
@@ -82,11 +82,11 @@ def load_ground_truth_json(json_file) -> OIDDataset:
         for key in ("pos_category_ids", "neg_category_ids"):
             if key not in image:
                 raise DatasetCheckError(
-                    f"{json_file}: image {image.get('id')} has no '{key}' (the verified image-level labels the "
+                    f"{json_file}: image {image['id']} has no '{key}' (the verified image-level labels the "
                     "metric needs; write the file with tools/convert_openimages.py)"
                 )
         image_ids.append(image["id"])
-        sizes.append((image.get("width", math.nan), image.get("height", math.nan)))
+        sizes.append((image["width"], image["height"]))
         for key, positive in (("pos_category_ids", True), ("neg_category_ids", False)):
             for category_id in image[key]:
                 label_image.append(i)
@@ -98,18 +98,15 @@ def load_ground_truth_json(json_file) -> OIDDataset:
 
     box_image, box_class, boxes, group_of = [], [], [], []
     for ann in dataset["annotations"]:
-        where = f"annotation {ann.get('id')} (image {ann.get('image_id')})"
-        if ann.get("image_id") not in image_index:
+        where = f"annotation {ann['id']} (image {ann['image_id']})"
+        if ann["image_id"] not in image_index:
             raise DatasetCheckError(f"{json_file}: {where} names an image not in 'images'")
         if "isgroupof" not in ann:
             raise DatasetCheckError(
                 f"{json_file}: {where} has no 'isgroupof' flag (files written by EQLv2's openimages2coco lack the "
                 "flags: convert the CSVs again with tools/convert_openimages.py)"
             )
-        bbox = ann.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
-            raise DatasetCheckError(f"{json_file}: {where} has a malformed bbox {bbox!r}")
-        x, y, w, h = bbox
+        x, y, w, h = ann["bbox"]
         box_image.append(image_index[ann["image_id"]])
         box_class.append(class_of(ann["category_id"], where))
         boxes.append((x, y, x + w, y + h))
