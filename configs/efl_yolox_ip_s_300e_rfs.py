@@ -24,7 +24,7 @@ train.epoch_iters, train.max_iter = yolox_schedule(
 # Mosaic, affine and MixUp off for the last 15 epochs (the lr is constant there).
 train.no_aug_epochs = 15
 # EMA of all float state, decay 0.9998 (1 - exp(-t / 2000)); evaluation uses it.
-train.ema = dict(enabled=True, decay=0.9998, tau=2000)
+train.ema = dict(enabled=True, decay=0.9998, tau=2000.0)
 train.clip_grad = dict(enabled=False)  # the reference does not clip YOLOX-IP
 train.init_checkpoint = ""  # no pretraining
 train.output_dir = "./output/efl_yolox_ip_s_300e_rfs"

@@ -69,7 +69,7 @@ train.epoch_iters, train.max_iter = yolox_schedule(
     epochs=lr_multiplier.total_epochs,
 )
 train.no_aug_epochs = lr_multiplier.constant_epochs
-train.ema = dict(enabled=True, decay=0.99, tau=100)
+train.ema = dict(enabled=True, decay=0.99, tau=100.0)
 train.clip_grad = dict(enabled=False)  # as the reference's YOLOX-IP
 train.init_checkpoint = ""
 train.device = "cpu"
