@@ -1,7 +1,7 @@
 # The CPU demo (efl_synthetic_small.py: same model, schedule and seed) on the fine-grained preset of
 # the synthetic set, `synthetic_fg_{train,val}`: 16 frequent parent classes, each with a rare or
 # common "holed" and "stretched" sibling of the same shape, colour and texture (48 classes: 14 rare,
-# 18 common, 16 frequent; docs/synthetic_dataset.md). About 5 minutes on 2 idle CPU cores.
+# 18 common, 16 frequent; docs/synthetic_dataset.md). About 2.5 minutes on one idle CPU core.
 #   tools/train_net.py --config-file configs/demo/efl_synthetic_fine_grained.py
 # focal_synthetic_fine_grained.py is the same run with the focal-loss baseline (scale_factor 0).
 from efl.data import lvis_equivalent_threshold

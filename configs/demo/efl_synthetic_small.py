@@ -1,7 +1,7 @@
 # The CPU demo: the tiny improved baseline (common/models/improved_retinanet_small.py) trained from
 # scratch with EFL on the synthetic long-tailed set (48 classes: 14 rare, 18 common, 16 frequent),
-# 8 images per iteration, evaluated with the LVIS evaluator. About 6 minutes on 2 CPU cores (342 s
-# to train and evaluate, README "The CPU demo").
+# 8 images per iteration, evaluated with the LVIS evaluator: 139 s to train and evaluate on one
+# thread of a 2-core machine (README "The CPU demo"; tools/demo.py trains it and the focal run at once).
 #   .venv/bin/python tools/train_net.py --config-file configs/demo/efl_synthetic_small.py
 # focal_synthetic_small.py is the same run with the focal-loss baseline (scale_factor 0).
 from fvcore.common.param_scheduler import MultiStepParamScheduler
