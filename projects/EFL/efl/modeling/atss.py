@@ -56,9 +56,11 @@ class ATSSAssigner:
             raise ValueError(f"ground-truth boxes must be finite, got {gt_boxes.tolist()}")
         widths = gt_boxes[:, 2] - gt_boxes[:, 0]
         heights = gt_boxes[:, 3] - gt_boxes[:, 1]
-        # (G,) the ground truths large enough to match; the others stay in the tensors (selecting
-        # them would read the mask back to the host) and get no positive below.
-        keep = (widths > self.min_box_size) & (heights > self.min_box_size)
+        # The ground truths large enough to match, selected through one index list (one host read).
+        # Masking the others instead would read nothing, but torch.cdist's distances, and so the
+        # ties among equidistant candidates, depend on the number of rows.
+        keep = ((widths > self.min_box_size) & (heights > self.min_box_size)).nonzero().squeeze(1)
+        gt_boxes, gt_classes = gt_boxes.index_select(0, keep), gt_classes.index_select(0, keep)
 
         labels = torch.full((num_anchors,), num_classes, dtype=torch.int64, device=device)
         matched_boxes = torch.zeros((num_anchors, 4), dtype=anchor_boxes.tensor.dtype, device=device)
@@ -97,7 +99,7 @@ class ATSSAssigner:
             & (gt_boxes[:, None, 2] - cx > margin)
             & (gt_boxes[:, None, 3] - cy > margin)
         )
-        is_pos &= inside & keep[:, None]
+        is_pos &= inside
 
         # (G, R): IoU where the anchor is a positive candidate of that ground truth, else -1. A
         # ground truth's candidates are distinct anchors (disjoint level ranges), so the scatter
