@@ -12,7 +12,7 @@ three runtimes alternate image by image so that load changes on a shared machine
 median and spread (min-max) over --repeats after --warmup. Every runtime uses --threads threads.
 
     .venv/bin/python tools/benchmark_inference.py --threads 1 --repeats 5
-    .venv/bin/python tools/benchmark_inference.py --models yolox_ip_s --size 800 1333 --json inference.json
+    .venv/bin/python tools/benchmark_inference.py --models improved_baseline_r50 --size 800 1333 --json inference.json
 """
 import argparse
 import json
@@ -30,13 +30,11 @@ CONFIGS = {
 RUNTIMES = ["eager", "torchscript", "onnxruntime"]
 
 
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
-
-
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
-    parser.add_argument("--models", nargs="+", choices=sorted(CONFIGS), default=sorted(CONFIGS))
+    from predict import HelpFormatter  # tools/predict.py: each default once, none for None
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--models", nargs="+", choices=sorted(CONFIGS), default=sorted(CONFIGS), help="models to time")
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=[800, 1067],
                         help="input size of the improved baseline (YOLOX-IP-S: its test size, 480 x 640)")
     parser.add_argument("--threads", type=int, default=1, help="threads of every runtime")
