@@ -13,8 +13,8 @@ Steps (limit in seconds):
   model_amp   the same with --amp (fp16 autocast + GradScaler) (75)
 
 Without a CUDA device it stops at once with one line ("no CUDA device: ...") and exit status 2.
-Exit status 1 when a step failed or ran out of time; every step runs in any case, and the report
-says which and keeps each step's log.
+Exit status 1 when a step failed or ran out of time, or a test skipped (on a GPU machine none
+should); every step runs in any case, and the report says which and keeps each step's log.
 
     python tools/gpu_check.py                     # writes output/gpu_check/report.json
     python tools/gpu_check.py --output-dir DIR
@@ -183,8 +183,12 @@ def device_description():
 
 def write_report(records, output_dir, description):
     syncs_path = os.path.join(output_dir, "host_syncs.json")
+    # On a GPU machine a skipped test is one that did not check what it should: the check fails.
+    skipped = sum(r["result"]["skipped"] for r in records
+                  if r["name"] == "tests" and isinstance(r.get("result"), dict))
     report = {**description, "steps": records,
-              "passed": all(r["status"] == "passed" for r in records),
+              "passed": all(r["status"] == "passed" for r in records) and skipped == 0,
+              "skipped_tests": skipped,
               "host_syncs": read_json(syncs_path) if os.path.exists(syncs_path) else None,
               "report_path": os.path.relpath(os.path.join(output_dir, "report.json"), REPO)}
     with open(os.path.join(output_dir, "report.json"), "w") as f:
