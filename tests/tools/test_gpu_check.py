@@ -133,7 +133,7 @@ def test_report_json_and_table_hold_every_step_and_its_result(tmp_path, capsys):
 def test_the_default_steps_fit_in_eight_minutes_and_name_flags_their_tools_have(tmp_path):
     steps = gpu_check.default_steps(str(tmp_path))
     assert [s.name for s in steps] == ["tests", "loss", "model", "model_amp"]
-    assert sum(s.timeout_s for s in steps) <= gpu_check.TOTAL_BUDGET_S == 8 * 60
+    assert sum(s.timeout_s for s in steps) <= gpu_check.TOTAL_BUDGET_S <= 8 * 60 - 20  # start-up, report
     assert steps[0].command[1:4] == ["-m", "pytest", "-q"] and "tests/gpu" in steps[0].command
     for step in steps[1:]:
         script = step.command[1]
