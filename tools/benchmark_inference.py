@@ -72,7 +72,8 @@ def runners(model, size, threads, folder):
     onnx_path, ts_path = os.path.join(folder, "model.onnx"), os.path.join(folder, "model.ts")
     export_onnx(model, onnx_path, size)
     export_torchscript(model, ts_path, size)
-    return {"eager": eager, "torchscript": ExportedDetector(ts_path), "onnxruntime": ExportedDetector(onnx_path, threads)}
+    return {"eager": eager, "torchscript": ExportedDetector(ts_path),
+            "onnxruntime": ExportedDetector(onnx_path, threads)}
 
 
 def measure(name, args):

@@ -195,6 +195,7 @@ def test_scale_to_gives_detectron2s_detector_postprocess():
 def test_a_model_with_the_reference_inference_rules_is_refused(tmp_path):
     from efl.export import export_onnx
 
-    model = instantiate(load_cfg(FAMILIES["improved_baseline"], *TINY, "model.eod_inference=topk_counts_anchors").model).eval()
+    cfg = load_cfg(FAMILIES["improved_baseline"], *TINY, "model.eod_inference=topk_counts_anchors")
+    model = instantiate(cfg.model).eval()
     with pytest.raises(ValueError, match="export it with model.eod_inference=None"):
         export_onnx(model, str(tmp_path / "model.onnx"), (160, 160))

@@ -147,7 +147,8 @@ def test_an_unreadable_image_is_skipped_named_and_counted_and_the_rest_written(s
         expected = json.load(f)
     assert len(expected) > 0
     # the same detections of the same pictures; image ids stay the files' indices (broken = 0)
-    strip = [(os.path.basename(r["file_name"]), r["image_id"] - 1, r["category_id"], r["bbox"], r["score"]) for r in results]
+    strip = [(os.path.basename(r["file_name"]), r["image_id"] - 1, r["category_id"], r["bbox"], r["score"])
+             for r in results]
     assert strip == [(os.path.basename(r["file_name"]), r["image_id"], r["category_id"], r["bbox"], r["score"])
                      for r in expected]
     assert sorted(os.listdir(tmp_path / "out")) == sorted(os.listdir(images)) + ["results.json"]

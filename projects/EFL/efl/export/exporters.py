@@ -88,7 +88,9 @@ def export_torchscript(model: nn.Module, path: str, input_size: Tuple[int, int],
     the extra file ``efl_export.json``."""
     graph, sample = _traced(model, input_size)
     traced = _quiet_trace(lambda: torch.jit.trace(graph, (sample,), check_trace=False))
-    torch.jit.save(traced, path, _extra_files={METADATA_KEY: _metadata(model, input_size, metadata)})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.save.* deprecated")  # TorchScript still loads
+        torch.jit.save(traced, path, _extra_files={METADATA_KEY: _metadata(model, input_size, metadata)})
     return path
 
 

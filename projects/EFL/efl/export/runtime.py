@@ -1,6 +1,7 @@
 """Run an exported detector (TorchScript or ONNX Runtime) on pictures as the PyTorch model does."""
 import json
 import os
+import warnings
 from typing import Tuple
 
 import numpy as np
@@ -38,7 +39,9 @@ class ExportedDetector:
             self.format = "onnx"
         elif path.endswith((".ts", ".pt")):
             extra = {METADATA_KEY: ""}
-            self._module = torch.jit.load(path, map_location="cpu", _extra_files=extra)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.* deprecated")
+                self._module = torch.jit.load(path, map_location="cpu", _extra_files=extra)
             self.metadata = json.loads(extra[METADATA_KEY])
             self.format = "torchscript"
         else:

@@ -1,7 +1,6 @@
 """The module that is traced: one image in, (boxes, scores, classes) out."""
 from typing import Tuple
 
-import torch
 from torch import Tensor, nn
 
 __all__ = ["DetectionGraph"]
