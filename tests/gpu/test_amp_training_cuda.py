@@ -30,7 +30,7 @@ BUFFERS = ("pos_grad", "neg_grad")
 # fp16 logits vs fp32 logits of the same weights. Measured with CPU fp16 autocast standing in for
 # CUDA's (AMPTrainer's autocast and scaler swapped for the CPU ones, 4 steps): pos_grad within 4e-4,
 # neg_grad within 2e-3 (improved baseline) and 4.3e-2 (nano YOLOX-IP, whose logits sit at its prior
-# −6.9, where a negative's |∂L/∂x| ~ p^(γ+1) is most sensitive to the rounding). A loss scale
+# −6.9, where a negative's |∂L/∂x| ~ p^(γ+1) is most sensitive to fp16 arithmetic). A loss scale
 # would show as a factor ≥ 2^16, an overflowed gradient as inf.
 STATS_RTOL = 0.1
 
