@@ -5,10 +5,12 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
 from ..engine.test_train_net import STAT_BUFFERS, load_checkpoint, metrics_records, run_train_net, tiny_data  # noqa: F401
 from .cuda import requires_cuda
 
-pytestmark = [requires_cuda]
+pytestmark = [requires_cuda, pytest.mark.cuda]
 
 
 def test_train_net_on_one_gpu_with_amp_trains_checkpoints_and_evaluates(tiny_data, tmp_path):  # noqa: F811
