@@ -77,10 +77,31 @@ def max_iter_overrides(config, max_iter):
     return [f"train.max_iter={epochs * epoch_iters}", f"train.epoch_iters={epoch_iters}"]
 
 
+def console_path(output_dir, name):
+    return os.path.join(output_dir, f"{name}.console.txt")
+
+
+def show_progress(futures, consoles, period=15.0):
+    """While runs train at once (their consoles in files), print each one's latest progress line
+    (Detectron2's "eta: ... iter: ..." line) every ``period`` seconds, when it changed."""
+    shown = {}
+    while not all(f.done() for f in futures):
+        time.sleep(min(period, 1.0) if not shown else period)
+        for name, path in consoles.items():
+            try:
+                with open(path) as f:
+                    lines = [line for line in f if "eta:" in line]
+            except FileNotFoundError:
+                continue
+            if lines and lines[-1] != shown.get(name):
+                shown[name] = lines[-1]
+                print(f"[{name}] {lines[-1].split(']:', 1)[-1].strip()}", flush=True)
+
+
 def train_and_evaluate(name, config, output_dir, args):
     overrides = max_iter_overrides(config, args.max_iter) if args.max_iter else []
     # with several runs at once, each run's console goes to a file beside its records
-    log_file = os.path.join(output_dir, f"{name}.console.txt") if args.jobs > 1 else None
+    log_file = console_path(output_dir, name) if args.jobs > 1 else None
     if log_file:
         os.makedirs(output_dir, exist_ok=True)
         print(f"==> [{name}] training; console in {log_file}", flush=True)
@@ -176,6 +197,8 @@ def main():
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             futures = [pool.submit(train_and_evaluate, name, config, args.output_dir, args)
                        for name, config in runs.items()]
+            if args.jobs > 1:
+                show_progress(futures, {name: console_path(args.output_dir, name) for name in runs})
             for future in futures:
                 future.result()  # a failed run stops the demo with its error
 
