@@ -15,6 +15,9 @@ the run and over anchors, for one process:
     -lambda sum_t b_j(t)                   the weight-decay pull, lambda sum_t |b_j(t)| for b < 0
     K_j = sum_t (1/c_t - 1)(d_t - lambda b_t)   what clipping removed (0 when it never clips)
 
+plus S_j, the statistics of steps the optimizer skipped (AMP's GradScaler on an overflow): the loss
+counted their gradient, SGD never applied it.
+
 With W processes the statistics sum the W local gradients while DDP averages them, so the left
 side is divided by W. The hook accumulates each term in float64 and writes them, with the
 residual, to ``<output_dir>/bias_ledger.json``; ``tools/bias_identity.py`` tabulates and plots it.
@@ -91,7 +94,7 @@ class ClassifierBiasLedger(HookBase):
     def before_train(self):
         device = self._loss.pos_grad.device
         self._totals = {k: torch.zeros(self._num_classes, dtype=torch.float64, device=device) for k in ("displacement", "displacement_trajectory",
-                                             "weight_decay_pull", "clipped")}
+                                             "weight_decay_pull", "clipped", "skipped")}
         self._start_stats = self._statistics()
         self._start_bias = sum(self._per_class(p) for _, p in self._biases)
         # v_{t-1} of the first step: 0 in a new run, the optimizer's buffer after --resume
@@ -102,12 +105,29 @@ class ClassifierBiasLedger(HookBase):
         self._start_iter = None
         self._steps = 0
         self._clipped_steps = 0
+        self._skipped_steps = 0
 
     def before_step(self):
         if self._start_iter is None:
             self._start_iter = self.trainer.iter
         self._bias_before = [p.detach().double().clone() for _, p in self._biases]
         self._lr_before = [float(g["lr"]) for g in self._groups]
+        self._velocity_before = [self._momentum_buffer(p) for _, p in self._biases]
+        self._stats_before = self._statistics()
+
+    def _momentum_buffer(self, param):
+        buffer = self._optimizer.state.get(param, {}).get("momentum_buffer")
+        return None if buffer is None else buffer.detach().double().clone()
+
+    def _skipped(self):
+        """True when the optimizer did not step (an AMP overflow): no bias and no momentum buffer
+        changed."""
+        for (_, p), b_before, v_before in zip(self._biases, self._bias_before, self._velocity_before):
+            v_after = self._momentum_buffer(p)
+            if not torch.equal(p.detach().double(), b_before) or (
+                    (v_before is None) != (v_after is None)) or (v_after is not None and not torch.equal(v_after, v_before)):
+                return False
+        return True
 
     def _clip_factor(self):
         if not self._clip_max_norm:
@@ -117,8 +137,13 @@ class ClassifierBiasLedger(HookBase):
         return min(1.0, self._clip_max_norm / (norm + 1e-6))
 
     def after_step(self):
-        clip = self._clip_factor()
         self._steps += 1
+        if self._skipped():
+            self._skipped_steps += 1
+            pos, neg = self._statistics()
+            self._totals["skipped"] += ((neg - self._stats_before[1]) - (pos - self._stats_before[0])) / self._world_size
+            return
+        clip = self._clip_factor()
         self._clipped_steps += clip < 1.0
         for i, ((_, p), group) in enumerate(zip(self._biases, self._groups)):
             b_before, b_after, lr = self._bias_before[i], p.detach().double(), self._lr_before[i]
@@ -152,7 +177,7 @@ class ClassifierBiasLedger(HookBase):
         pos = (pos - self._start_stats[0]) / self._world_size
         neg = (neg - self._start_stats[1]) / self._world_size
         t = self._totals
-        predicted = t["displacement"] + t["weight_decay_pull"] + t["clipped"]
+        predicted = t["displacement"] + t["weight_decay_pull"] + t["clipped"] + t["skipped"]
         return {
             "positive": pos,
             "negative": neg,
@@ -161,6 +186,7 @@ class ClassifierBiasLedger(HookBase):
             "displacement_trajectory": t["displacement_trajectory"],
             "weight_decay_pull": t["weight_decay_pull"],
             "clipped": t["clipped"],
+            "skipped": t["skipped"],
             "residual": (neg - pos) - predicted,
             "bias_start": self._start_bias,
             "bias_end": sum(self._per_class(p) for _, p in self._biases),
@@ -175,6 +201,7 @@ class ClassifierBiasLedger(HookBase):
             "start_iter": self._start_iter,
             "steps": self._steps,
             "clipped_steps": int(self._clipped_steps),
+            "skipped_steps": int(self._skipped_steps),
             "world_size": self._world_size,
             "num_classes": self._num_classes,
             "biases": [name for name, _ in self._biases],
