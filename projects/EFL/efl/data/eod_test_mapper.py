@@ -55,10 +55,13 @@ class EODTestMapper(DatasetMapper):
             raise FileNotFoundError(f"OpenCV cannot read the image {file_name}")
         if self.image_format == "RGB":
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return self.resize(image), image.shape[:2]
+
+    def resize(self, image: np.ndarray) -> np.ndarray:
+        """An (H, W, 3) uint8 picture (e.g. a video frame) at the reference's test scale."""
         height, width = image.shape[:2]
         scale = eod_resize_scale(height, width, self.short_edge, self.max_size)
-        resized = cv2.resize(image, None, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-        return resized, (height, width)
+        return cv2.resize(image, None, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
 
     def __call__(self, dataset_dict):
         if not self.opencv_resize:
