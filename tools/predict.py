@@ -128,14 +128,20 @@ class Predictor:
         mapper = cfg.dataloader.test.mapper
         self.augmentations = T.AugmentationList(instantiate(mapper.augmentations))
         self.input_format = mapper.image_format
+        # dataloader.test.mapper.opencv_resize=True: the reference's OpenCV read and resize, for
+        # its converted models (efl.data.eod_test_mapper, docs/eod_checkpoints.md)
+        self.reference_mapper = instantiate(mapper) if mapper.get("opencv_resize", False) else None
 
     def read(self, path):
         """The image as RGB uint8 (H, W, 3), and in the model's format."""
         from detectron2.data.detection_utils import convert_image_to_rgb, read_image
 
         try:
-            image = read_image(path, format=self.input_format)
-        except Exception as e:  # PIL raises several types for unreadable files
+            if self.reference_mapper is not None:
+                image = self.reference_mapper.read(path)
+            else:
+                image = read_image(path, format=self.input_format)
+        except Exception as e:  # PIL and OpenCV raise several types for unreadable files
             raise PredictError(f"cannot read image {path}: {e}") from None
         return convert_image_to_rgb(image, self.input_format), image
 
@@ -151,9 +157,13 @@ class Predictor:
         import torch
 
         height, width = image.shape[:2]
-        aug_input = T.AugInput(image)
-        self.augmentations(aug_input)
-        tensor = torch.as_tensor(aug_input.image.astype("float32").transpose(2, 0, 1))
+        if self.reference_mapper is not None:
+            resized = self.reference_mapper.resize(image)
+        else:
+            aug_input = T.AugInput(image)
+            self.augmentations(aug_input)
+            resized = aug_input.image
+        tensor = torch.as_tensor(resized.astype("float32").transpose(2, 0, 1))
         with torch.no_grad():
             (output,) = self.model([{"image": tensor, "height": height, "width": width}])
         return output["instances"].to("cpu")

@@ -26,8 +26,8 @@ TINY = ["dataloader.train.dataset.names=synthetic_lt_tiny_train",
 THRESHOLD = 0.33
 
 
-def tiny_cfg():
-    return LazyConfig.apply_overrides(LazyConfig.load(CONFIG), TINY)
+def tiny_cfg(extra=()):
+    return LazyConfig.apply_overrides(LazyConfig.load(CONFIG), TINY + list(extra))
 
 
 @pytest.fixture(scope="module")
@@ -53,19 +53,22 @@ def run_predict(*args):
                           cwd=REPO, timeout=600)
 
 
-def test_results_json_holds_the_models_detections_in_image_pixels_with_lvis_ids(setup, tmp_path):
+@pytest.mark.parametrize("extra", [[], ["dataloader.test.mapper.opencv_resize=True"]],
+                         ids=["detectron2_resize", "reference_opencv_resize"])
+def test_results_json_holds_the_models_detections_in_image_pixels_with_lvis_ids(setup, tmp_path, extra):
     tmp, images, weights, model = setup
     out = tmp_path / "out"
     proc = run_predict("--input", str(images), "--output", str(out), "--confidence-threshold", str(THRESHOLD),
-                       *TINY, f"train.init_checkpoint={weights}")
+                       *TINY, *extra, f"train.init_checkpoint={weights}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(out / "results.json") as f:
         results = json.load(f)
     files = sorted(os.path.join(images, f) for f in os.listdir(images))
     assert {r["file_name"] for r in results} <= set(files)
 
-    # The reference: Detectron2's DatasetMapper with the config's test augmentations, then the model.
-    cfg = tiny_cfg()
+    # The reference: the config's test mapper (Detectron2's DatasetMapper with the test
+    # augmentations, or the reference's OpenCV read and resize), then the model.
+    cfg = tiny_cfg(extra)
     mapper = instantiate(cfg.dataloader.test.mapper)
     expected = []
     for path in files:

@@ -48,13 +48,18 @@ class EODTestMapper(DatasetMapper):
         if self.image_format not in ("RGB", "BGR"):
             raise ValueError(f"opencv_resize=True reads RGB or BGR, not {self.image_format!r}")
 
-    def read_resized(self, file_name: str) -> Tuple[np.ndarray, Tuple[int, int]]:
-        """The picture at the reference's test scale (H', W', 3) and its original (h, w)."""
+    def read(self, file_name: str) -> np.ndarray:
+        """The picture as the reference reads it (OpenCV), (h, w, 3) uint8 in ``image_format``."""
         image = cv2.imread(file_name, cv2.IMREAD_COLOR)  # BGR, EXIF orientation applied
         if image is None:
             raise FileNotFoundError(f"OpenCV cannot read the image {file_name}")
         if self.image_format == "RGB":
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return image
+
+    def read_resized(self, file_name: str) -> Tuple[np.ndarray, Tuple[int, int]]:
+        """The picture at the reference's test scale (H', W', 3) and its original (h, w)."""
+        image = self.read(file_name)
         return self.resize(image), image.shape[:2]
 
     def resize(self, image: np.ndarray) -> np.ndarray:
