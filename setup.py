@@ -23,7 +23,8 @@ setup(
     package_dir={"": PACKAGE_ROOT},
     packages=find_packages(PACKAGE_ROOT),
     python_requires=">=3.9",
-    # The rest (torch, detectron2, fvcore, lvis, ...) is installed by scripts/install.sh from
+    # What `efl.losses` needs on its own (`pip install -e .`, then `from efl.losses import ...`).
+    # The detectors' stack (detectron2, fvcore, lvis, ...) is installed by scripts/install.sh from
     # requirements.txt, because detectron2 must be built against the installed torch.
-    install_requires=["numpy", "fvcore"],
+    install_requires=["torch", "numpy"],
 )
