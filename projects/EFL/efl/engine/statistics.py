@@ -69,8 +69,14 @@ class EqualizedLossStatistics(HookBase):
             return
         self.trainer.storage.put_scalars(smoothing_hint=False, **scalars)
         if comm.is_main_process():
-            logger.info(f"iter: {self.trainer.iter}  EFL statistics  "
+            logger.info(f"iter: {self.trainer.iter}  {self._heading()}  "
                         + "  ".join(f"{k}: {v:.4f}" for k, v in scalars.items()))
+
+    def _heading(self):
+        # scale_factor 0 is focal loss / QFL: g_j is measured but changes nothing (γ_j = γ_b)
+        if all(float(loss.scale_factor) == 0 for _, loss in self._losses):
+            return "gradient statistics (scale_factor 0, focal loss: measured, not used)"
+        return "EFL statistics"
 
     def after_train(self):
         if not self._output_dir or not self._losses:
