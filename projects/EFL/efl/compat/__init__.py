@@ -8,6 +8,8 @@ Applied on ``import efl`` (before anything imports detectron2):
                       pure-Python build (detectron2 0.6 from pb1-detectron2).
     image_read.py     ``detection_utils.read_image`` errors name the file (detectron2 0.6 passes
                       PIL's "image file is truncated" on without it).
+    anchors.py        the anchor grid's ``torch.meshgrid`` with ``indexing="ij"`` (detectron2 0.6
+                      omits it, and torch warns on every run).
 Called where needed:
     distributed.py    ``find_free_port``, ``create_local_process_group`` (detectron2 0.6 keeps
                       both private to its NCCL-only launcher), ``create_ddp_model`` (detectron2
@@ -30,6 +32,7 @@ from .imports import applied_fixes, apply
 # Before the imports below: they load detectron2, which needs the import-time fixes.
 apply()
 
+from .anchors import explicit_meshgrid_indexing  # noqa: E402
 from .data import lvis_image_root  # noqa: E402
 from .distributed import create_ddp_model, create_local_process_group, find_free_port  # noqa: E402
 from .engine import amp_trainer_requires_cuda  # noqa: E402
@@ -38,6 +41,7 @@ from .layers import GroupNormFactory  # noqa: E402
 from .solver import optimizer_class_with_gradient_clipping  # noqa: E402
 
 name_unreadable_images()
+explicit_meshgrid_indexing()
 
 __all__ = [
     "GroupNormFactory",
@@ -47,6 +51,7 @@ __all__ = [
     "apply",
     "create_ddp_model",
     "create_local_process_group",
+    "explicit_meshgrid_indexing",
     "find_free_port",
     "lvis_image_root",
     "name_unreadable_images",
