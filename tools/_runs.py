@@ -61,6 +61,12 @@ def read_results(output_dir):
         return json.load(f)
 
 
+def format_metric(value, digits=1):
+    """A metric of final_results.json for a table: null (a frequency group the set lacks) is
+    "absent"."""
+    return "absent" if value is None else f"{value:.{digits}f}"
+
+
 def markdown_table(header, rows):
     """A markdown table: ``header`` is a list of column names, ``rows`` lists of cell strings."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

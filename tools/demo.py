@@ -21,7 +21,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from _runs import LVIS_METRICS, REPO, markdown_table, read_results, train, user_overrides
+from _runs import LVIS_METRICS, REPO, format_metric, markdown_table, read_results, train, user_overrides
 
 FAMILIES = {  # family -> {name -> config}, in the order they train
     # the tiny improved baseline (RetinaNet), `make demo`
@@ -114,7 +114,7 @@ def format_table(results):
     rows = []
     for name, result in results.items():
         seconds = result.get("wall_time_s") or result.get("wall_time") or float("nan")
-        rows.append([name, *(f"{result['bbox'][m]:.1f}" for m in LVIS_METRICS), f"{seconds:.0f} s"])
+        rows.append([name, *(format_metric(result["bbox"][m]) for m in LVIS_METRICS), f"{seconds:.0f} s"])
     return markdown_table(["loss", *LVIS_METRICS, "train + eval time"], rows)
 
 

@@ -58,7 +58,15 @@ def train_one(args, loss, seed):
 
 
 def mean_std(values):
+    """(mean, std) over the seeds; (None, None) for a metric absent from the set (null)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def format_mean_std(mean, std):
+    return "absent" if mean is None else f"{mean:.1f} ± {std:.1f}"
 
 
 def summarize(args):
@@ -69,7 +77,7 @@ def summarize(args):
         per_loss[loss]["runs"] = runs
     table = markdown_table(
         ["loss", *LVIS_METRICS],
-        [[loss, *(f"{stats[m][0]:.1f} ± {stats[m][1]:.1f}" for m in LVIS_METRICS)] for loss, stats in per_loss.items()],
+        [[loss, *(format_mean_std(*stats[m]) for m in LVIS_METRICS)] for loss, stats in per_loss.items()],
     )
     header = (f"mean ± std over seeds {args.seeds}, LVIS box AP on the synthetic long-tailed val set "
               f"(max 300 detections per image)")

@@ -32,6 +32,8 @@ def test_demo_trains_both_losses_scores_above_zero_and_draws_pictures(tmp_path):
         assert bbox["AP"] > 0, (name, bbox)  # the detector learned something the evaluator scores
     table = (out / "results.md").read_text()
     assert "| focal |" in table and "| efl |" in table
+    # the tiny preset has no frequent class: APf is absent (null), not -100
+    assert results["focal"]["bbox"]["APf"] is None and "| absent |" in table
     # the statistics table beside it: focal's γ_j stay γ_b = 2 in every group (the tiny preset
     # has rare and common classes only)
     assert "mean γ_j" in table

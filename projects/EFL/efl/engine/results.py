@@ -13,11 +13,18 @@ FINAL_RESULTS_FILE = "final_results.json"
 METRICS_FILE = "metrics.json"  # Detectron2's JSONWriter: one json object per line, with "iteration"
 
 
+# Detectron2's LVIS evaluation reports a metric it cannot compute (a frequency group with no
+# category in the evaluated set) as -1 x 100.
+ABSENT = -100.0
+
+
 def write_final_results(output_dir, results, **extra):
     """Atomically write ``<output_dir>/final_results.json``: Detectron2's result dict
     (``{"bbox": {"AP": ..., "APr": ...}}``) plus ``extra`` top-level fields (wall time, iteration).
-    Returns the path."""
-    payload = {k: dict(v) if hasattr(v, "items") else v for k, v in (results or {}).items()}
+    A metric Detectron2 reports as -100 (e.g. APf of a set without frequent classes) is written as
+    null: absent, not a score. Returns the path."""
+    payload = {k: {m: (None if v == ABSENT else v) for m, v in v.items()} if hasattr(v, "items") else v
+               for k, v in (results or {}).items()}
     overlap = set(payload) & set(extra)
     if overlap:
         raise ValueError(f"extra fields {sorted(overlap)} collide with result tasks")
