@@ -1,5 +1,6 @@
 """efl.evaluation.LVISEvaluator: the hotcoco backend gives the official lvis-api numbers."""
 import json
+import logging
 import sys
 
 import numpy as np
@@ -126,3 +127,16 @@ def test_backend_swap_is_undone_and_unknown_backends_are_refused():
     with pytest.raises(ValueError, match="hotcoco"):
         with lvis_backend("fast"):
             pass
+
+
+@pytest.mark.parametrize("backend", ["lvis", "hotcoco"])
+def test_an_evaluation_lists_its_ap_once(tmp_path, capfd, caplog, backend):
+    """The library's own summary (AP as fractions, -1.000 for an absent group) is not printed
+    before Detectron2's table of the same metrics."""
+    images, annotations, num_categories = write_federated_lvis(tmp_path / "gt.json", seed=5)
+    name = register(f"efl_test_federated_lvis_print_{backend}", tmp_path / "gt.json", num_categories)
+    with caplog.at_level(logging.INFO):
+        evaluate(name, random_detections(images, annotations, num_categories), backend)
+    printed = "".join(capfd.readouterr()) + caplog.text
+    assert "Evaluation results for bbox" in printed  # Detectron2's table
+    assert "Average Precision" not in printed and "IoU=0.50:0.95" not in printed

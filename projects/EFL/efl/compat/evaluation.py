@@ -16,6 +16,17 @@ def evaluate_predictions_on_lvis(lvis_gt, results, iou_type, *, max_dets_per_ima
                                          class_names=class_names)
 
 
+def _without_summary_print(lvis_eval_class):
+    """``lvis_eval_class`` whose ``print_results`` prints nothing: detectron2 0.6 calls it and then
+    logs the same metrics as a table, so every evaluation listed its AP twice (as fractions with
+    -1.000 for an absent group, then in percent)."""
+    return type(lvis_eval_class.__name__, (lvis_eval_class,), {
+        "__module__": lvis_eval_class.__module__,
+        "__doc__": lvis_eval_class.__doc__,
+        "print_results": lambda self: None,
+    })
+
+
 @contextlib.contextmanager
 def lvis_module_as(module):
     """Within the block, ``import lvis`` gives ``module`` (an object with ``LVIS``, ``LVISEval``,
@@ -26,7 +37,8 @@ def lvis_module_as(module):
     calls is the only way to give it another one.
     """
     shim = types.ModuleType("lvis")
-    shim.LVIS, shim.LVISEval, shim.LVISResults = module.LVIS, module.LVISEval, module.LVISResults
+    shim.LVIS, shim.LVISResults = module.LVIS, module.LVISResults
+    shim.LVISEval = _without_summary_print(module.LVISEval)
     saved = sys.modules.get("lvis")
     sys.modules["lvis"] = shim
     try:

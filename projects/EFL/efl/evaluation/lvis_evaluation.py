@@ -19,16 +19,17 @@ def lvis_backend(name):
     "lvis" is the official lvis-api (minutes and tens of GB on the full LVIS v1 val set);
     "hotcoco" is a Rust re-implementation of the same federated protocol (seconds, under 2 GB).
     Unlike ``hotcoco.init_as_lvis()``, the swap is undone when the block ends, so the choice
-    stays local to one evaluator.
+    stays local to one evaluator. Either library's own summary print is left out: Detectron2 logs
+    the same metrics as a table right after it.
     """
     if name == "lvis":
-        yield
-        return
-    if name != "hotcoco":
+        import lvis as module
+    elif name == "hotcoco":
+        import hotcoco as module
+    else:
         raise ValueError(f"unknown LVIS evaluation backend {name!r}; choose one of {LVIS_BACKENDS}")
-    import hotcoco
-
-    with lvis_module_as(hotcoco):
+    # the swap also keeps Detectron2 from printing the library's summary before its own table
+    with lvis_module_as(module):
         yield
 
 
