@@ -31,7 +31,7 @@ def parse_args(argv=None):
                         help="a finished training run (repeat for several); TRAIN_JSON, the training set's "
                              "LVIS json, for a set that `import efl.data` does not register")
     parser.add_argument("--output", help="PNG to write (default: no figure)")
-    parser.add_argument("--title", default="Focal loss: accumulated positive / negative gradient per class")
+    parser.add_argument("--title", help="figure title (default: the runs' losses and what is plotted)")
     args = parser.parse_args(argv)
     runs = []
     for item in args.run:
@@ -43,8 +43,14 @@ def parse_args(argv=None):
     return args, runs
 
 
-def train_dataset_name(output_dir):
+def run_config(output_dir):
+    """The run's saved config.yaml as an OmegaConf tree (its Python objects left out), whose
+    interpolations resolve with the project's resolvers (e.g. a custom dataset's
+    ``${efl.lvis_format_dataset:...}``, which registers the set)."""
     import yaml
+    from omegaconf import OmegaConf
+
+    import efl.data  # noqa: F401  (compatibility fixes; registers the synthetic sets and the resolvers)
 
     class _Loader(yaml.SafeLoader):
         pass
@@ -55,12 +61,33 @@ def train_dataset_name(output_dir):
     if not os.path.exists(path):
         raise SystemExit(f"{path} is missing: {output_dir} is not a training run's output directory")
     with open(path) as f:
-        names = yaml.load(f, Loader=_Loader)["dataloader"]["train"]["dataset"]["names"]
+        return OmegaConf.create(yaml.load(f, Loader=_Loader)), path
+
+
+def train_dataset_name(output_dir):
+    cfg, path = run_config(output_dir)
+    names = cfg.dataloader.train.dataset.names
     if not isinstance(names, str):
         if len(names) != 1:
             raise SystemExit(f"{path}: dataloader.train.dataset.names = {list(names)}; expected one dataset")
         names = names[0]
     return names
+
+
+def loss_name(output_dir):
+    """"EFL", "EQFL", "focal loss" or "QFL": the run's classification loss, from its config
+    ("loss unknown" for a directory without config.yaml)."""
+    if not os.path.exists(os.path.join(output_dir, "config.yaml")):
+        return "loss unknown"
+    cfg, _ = run_config(output_dir)
+    from omegaconf import OmegaConf
+
+    target = str(OmegaConf.select(cfg, "model.cls_loss._target_", default="") or "")
+    scale = float(OmegaConf.select(cfg, "model.cls_loss.scale_factor", default=0.0) or 0.0)
+    quality = "Quality" in target
+    if scale > 0:
+        return "EQFL" if quality else "EFL"
+    return "QFL" if quality else "focal loss"
 
 
 def load_ratio(output_dir):
@@ -96,16 +123,22 @@ def training_json(dataset_name):
 
 
 def class_table(json_file, num_classes):
-    """Per class, from the training json's categories: training image count, LVIS bucket, and
-    whether it is a fine-grained sibling (a `parent_id`)."""
+    """Per class, from the training json: training image count, LVIS bucket, and whether it is a
+    fine-grained sibling (a `parent_id`). Category ids in sorted order give the contiguous class
+    indices, as Detectron2 maps them (COCO's ids with gaps included); a COCO file without LVIS's
+    `image_count` / `frequency` gets them counted from its annotations with LVIS's rule."""
+    from efl.data.frequency import lvis_frequency
+
     with open(json_file) as f:
-        categories = {c["id"]: c for c in json.load(f)["categories"]}
-    if sorted(categories) != list(range(1, num_classes + 1)):
-        raise SystemExit(f"{json_file}: category ids {sorted(categories)[:3]}... do not match the loss's "
-                         f"{num_classes} classes")
-    ordered = [categories[k] for k in range(1, num_classes + 1)]
-    counts = np.array([c["image_count"] for c in ordered], dtype=float)
-    buckets = np.array([c["frequency"] for c in ordered])
+        data = json.load(f)
+    ordered = sorted(data["categories"], key=lambda c: c["id"])
+    if len(ordered) != num_classes:
+        raise SystemExit(f"{json_file}: {len(ordered)} categories, but the run's loss has {num_classes} classes")
+    images_of = {c["id"]: set() for c in ordered}
+    for a in data.get("annotations", []):
+        images_of.setdefault(a["category_id"], set()).add(a["image_id"])
+    counts = np.array([c.get("image_count", len(images_of[c["id"]])) for c in ordered], dtype=float)
+    buckets = np.array([c.get("frequency") or lvis_frequency(int(n)) for c, n in zip(ordered, counts)])
     siblings = np.array([c.get("parent_id") is not None for c in ordered])
     return counts, buckets, siblings
 
@@ -165,15 +198,24 @@ def plot(path, panels, title):
     fig, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, 0.4 + 3.8 * rows), sharey=True, squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
-    low = min(p["ratio"].min() for p in panels)
-    high = max(p["ratio"].max() for p in panels)
+    positive = [p["ratio"][p["ratio"] > 0] for p in panels]
+    high = max([float(r.max()) for r in positive if r.size] or [1.0])
+    low = min([float(r.min()) for r in positive if r.size] or [1.0])
+    # A class with P_j = 0 (never a positive) has ratio 0, which a log axis cannot show: it is drawn
+    # at a floor below every other ratio, as an open marker.
+    floor = low / 2
+    low = floor if any((p["ratio"] <= 0).any() for p in panels) else low
     for ax, p in zip(axes.flat, panels):
+        shown = np.where(p["ratio"] > 0, p["ratio"], floor)
         for b, color in BUCKET_COLORS.items():
             for sibling, marker in ((False, "o"), (True, "^")):
                 keep = (p["buckets"] == b) & (p["siblings"] == sibling)
-                if keep.any():
-                    ax.scatter(p["counts"][keep], p["ratio"][keep], c=color, marker=marker, s=30, alpha=0.85,
-                               edgecolors="black" if sibling else "none", linewidths=0.5)
+                for zero in (False, True):
+                    rows = keep & ((p["ratio"] <= 0) == zero)
+                    if rows.any():
+                        ax.scatter(p["counts"][rows], shown[rows], marker=marker, s=30, alpha=0.85,
+                                   c="none" if zero else color, edgecolors=color if zero else (
+                                       "black" if sibling else "none"), linewidths=1.0 if zero else 0.5)
         ax.axhline(1.0, color="black", linestyle="--", linewidth=1)
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -185,8 +227,10 @@ def plot(path, panels, title):
         ax.set_xlabel("training images containing the class")
         ax.grid(True, alpha=0.3, which="both")
         r = p["row"]
-        ax.set_title(f"{p['label']} ({r['iterations']} it.): ρ = {r['spearman']:+.2f}, "
-                     f"rare < 1: {r['rare_below_1']}/{r['n_r']}", fontsize=9)
+        zeros = int((p["ratio"] <= 0).sum())
+        ax.set_title(f"{p['label']}, {r['loss']} ({r['iterations']} it.): ρ = {r['spearman']:+.2f}, "
+                     f"rare < 1: {r['rare_below_1']}/{r['n_r']}" + (f", {zeros} at 0 (open)" if zeros else ""),
+                     fontsize=9)
     for ax in axes[:, 0]:
         ax.set_ylabel("accumulated P_j / N_j (dashed: 1)")
     handles = [plt.Line2D([], [], marker="o", linestyle="", color=c, label=BUCKETS[b])
@@ -210,12 +254,15 @@ def main(argv=None):
         counts, buckets, siblings = class_table(json_file or training_json(train_dataset_name(directory)),
                                                 len(ratio))
         row = summarize(label, ratio, counts, buckets, iteration)
+        row["loss"] = loss_name(directory)
         rows.append(row)
         panels.append({"label": label, "ratio": ratio, "counts": counts, "buckets": buckets,
                        "siblings": siblings, "row": row})
     print(markdown(rows))
     if args.output:
-        plot(args.output, panels, args.title)
+        losses = sorted({r["loss"] for r in rows}, key=[r["loss"] for r in rows].index)
+        title = args.title or f"{', '.join(losses)}: accumulated positive / negative gradient per class"
+        plot(args.output, panels, title)
         print(f"figure: {args.output}")
     return rows
 
