@@ -75,7 +75,18 @@ def convert_torchvision_resnet(state_dict, source="the checkpoint"):
 def _load_state_dict(path):
     import torch
 
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # torch's message for a pickled module (or any object beyond tensors and containers) is a
+        # page about weights_only; what the user needs is what to give instead
+        what = "holds Python objects (e.g. a whole pickled model)" if "weights_only" in str(e) else "is not a checkpoint"
+        raise ValueError(f"{path} {what}: expected a torchvision ResNet state_dict, e.g. "
+                         "torch.save(model.state_dict(), path)") from None
+    except (RuntimeError, EOFError, IndexError, ValueError) as e:
+        # a file torch cannot read at all: not a zip or pickle (torch raises all of these)
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ValueError(f"{path} is not a checkpoint torch can read ({reason})") from None
     # Training checkpoints wrap the weights; torchvision's released files are the state_dict.
     for wrapper in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):
@@ -94,7 +105,7 @@ def main(argv=None):
         parser.error(f"input {args.input} does not exist")
     try:
         weights, summary = convert_torchvision_resnet(_load_state_dict(args.input), args.input)
-    except (ValueError, pickle.UnpicklingError, RuntimeError) as e:
+    except ValueError as e:
         sys.exit(f"error: {e}")
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     tmp = args.output + ".tmp"

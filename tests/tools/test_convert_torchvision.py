@@ -87,3 +87,23 @@ def test_a_file_that_is_not_a_torchvision_resnet_is_an_error(tmp_path):
     with pytest.raises(SystemExit, match="is not a torchvision ResNet state_dict"):
         load_tool().main([path, str(tmp_path / "out.pkl")])
     assert not os.path.exists(tmp_path / "out.pkl")
+
+
+@pytest.mark.parametrize("content,message", [
+    ("module", "holds Python objects"),
+    ("garbage", "is not a checkpoint"),
+    ("empty", "is not a checkpoint"),
+])
+def test_a_pickled_module_or_a_garbage_file_is_one_clear_line(tmp_path, content, message):
+    path = tmp_path / "weights.pth"
+    if content == "module":
+        torch.save(torch.nn.Linear(2, 2), path)  # the whole model instead of its state_dict
+    elif content == "garbage":
+        path.write_bytes(b"this is not a checkpoint\n" * 10)
+    else:
+        path.write_bytes(b"")
+    with pytest.raises(SystemExit) as error:
+        load_tool().main([str(path), str(tmp_path / "out.pkl")])
+    text = str(error.value)
+    assert message in text and str(path) in text and "\n" not in text and "weights_only" not in text
+    assert not os.path.exists(tmp_path / "out.pkl")
