@@ -138,7 +138,8 @@ def run_variant(variant, num_anchors, num_classes, device, repeats):
     logits_bytes = logits.numel() * logits.element_size()
     return {
         "variant": variant, "device": device, "num_anchors": num_anchors, "num_classes": num_classes,
-        "median_ms": 1000 * statistics.median(times), "peak_mb": peak / 2**20,
+        "median_ms": 1000 * statistics.median(times), "min_ms": 1000 * min(times), "max_ms": 1000 * max(times),
+        "peak_mb": peak / 2**20,
         "peak_in_logits": peak / logits_bytes, "threads": torch.get_num_threads(),
     }
 
@@ -193,6 +194,7 @@ def main():
                      "False); use --device cpu or all")
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
+    load = os.getloadavg()[0]  # before our own workers raise it
     rows = []
     for device in devices:
         for variant in args.variants:
@@ -203,16 +205,23 @@ def main():
             rows.append(run_worker(cmd, f"{variant} on {device}"))
             print(f"  measured {variant} on {device}", file=sys.stderr)
 
-    header = f"| device | variant | fwd+bwd median (ms) | × fvcore time | peak memory (MB) | × fvcore memory | peak / logits |"
+    header = ("| device | variant | fwd+bwd median (ms) | min–max (ms) | × fvcore time | peak memory (MB) | "
+              "× fvcore memory | peak / logits |")
     print(f"\nN = {args.num_anchors} anchors × C = {args.num_classes} classes, fp32 logits, "
-          f"{rows[0]['threads'] if rows else '?'} threads, median of {args.repeats}\n")
+          f"{rows[0]['threads'] if rows else '?'} threads, median of {args.repeats}, load average {load:.1f} at the start "
+          f"on {os.cpu_count()} cores\n")
+    if load > 0.5 * (os.cpu_count() or 1):
+        # other processes share the cores: times (and their ratios) can be off by several times
+        print(f"warning: the machine is busy (load {load:.1f}); rerun on a quiet machine for numbers to quote\n",
+              file=sys.stderr)
     print(header)
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         base = next((r for r in rows if r["device"] == row["device"] and r["variant"] == "fvcore_focal_autograd"), None)
         time_ratio = f"{row['median_ms'] / base['median_ms']:.2f}" if base else "-"
         mem_ratio = f"{row['peak_mb'] / base['peak_mb']:.2f}" if base else "-"
-        print(f"| {row['device']} | {row['variant']} | {row['median_ms']:.0f} | {time_ratio} | "
+        print(f"| {row['device']} | {row['variant']} | {row['median_ms']:.0f} | "
+              f"{row['min_ms']:.0f}–{row['max_ms']:.0f} | {time_ratio} | "
               f"{row['peak_mb']:.0f} | {mem_ratio} | {row['peak_in_logits']:.2f} |")
     if args.json:
         with open(args.json, "w") as f:

@@ -52,3 +52,6 @@ def test_tiny_run_writes_a_row_per_variant(tmp_path):
     rows = json.loads(out.read_text())
     assert [r["variant"] for r in rows] == ["fvcore_focal_autograd", "efl"]
     assert all(r["median_ms"] > 0 and r["num_anchors"] == 300 for r in rows)
+    # the spread beside the median, and the load it was measured under
+    assert all(r["min_ms"] <= r["median_ms"] <= r["max_ms"] for r in rows)
+    assert "min–max (ms)" in proc.stdout and "load average" in proc.stdout
