@@ -17,8 +17,20 @@ __all__ = ["NoAugmentationSwitch", "build_no_aug_switch", "no_aug_start_iter"]
 logger = logging.getLogger(__name__)
 
 
-def no_aug_start_iter(*, max_iter, epoch_iters, no_aug_epochs):
-    """The first iteration of the no-augmentation phase: the last ``no_aug_epochs`` epochs."""
+def no_aug_start_iter(*, max_iter, epoch_iters, no_aug_epochs, total_epochs=None):
+    """The first iteration of the no-augmentation phase: the last ``no_aug_epochs`` epochs.
+
+    ``total_epochs`` (the learning-rate schedule's, which follows ``max_iter`` as a fraction of
+    training): when ``max_iter`` is not ``total_epochs`` epochs of ``epoch_iters`` (e.g. a short
+    ``train.max_iter=20`` run), the phase keeps its share of training, as the schedule does.
+    """
+    if total_epochs and int(max_iter) != int(total_epochs) * int(epoch_iters):
+        start = round(int(max_iter) * (1 - no_aug_epochs / total_epochs))
+        logger.warning(f"train.max_iter {max_iter} is not the schedule's {total_epochs} epochs of "
+                       f"{epoch_iters} iterations: the last {no_aug_epochs} of {total_epochs} epochs "
+                       f"(no augmentation) start at iteration {start}, the learning-rate schedule's "
+                       "share of the run")
+        return start
     start = int(max_iter) - int(no_aug_epochs) * int(epoch_iters)
     if start < 0:
         raise ValueError(f"{no_aug_epochs} no-aug epochs of {epoch_iters} iterations do not fit in "
@@ -75,7 +87,8 @@ def build_no_aug_switch(cfg):
     if not no_aug_epochs:
         return None
     start_iter = no_aug_start_iter(
-        max_iter=cfg.train.max_iter, epoch_iters=cfg.train.epoch_iters, no_aug_epochs=no_aug_epochs
+        max_iter=cfg.train.max_iter, epoch_iters=cfg.train.epoch_iters, no_aug_epochs=no_aug_epochs,
+        total_epochs=OmegaConf.select(cfg, "lr_multiplier.total_epochs", default=None),
     )
     loader_cfg = copy.deepcopy(cfg.dataloader.train)
     if "no_aug" not in loader_cfg.mapper:
