@@ -25,8 +25,9 @@ __all__ = ["FILE_ONLY", "setup_run"]
 FILE_ONLY = {"efl_file_only": True}
 
 # Messages of Detectron2 that are records rather than progress: the per-class instance table
-# (1,203 rows for LVIS) is printed when a dataset is loaded.
-_FILE_ONLY_PREFIXES = ("Distribution of instances among all",)
+# (1,203 rows for LVIS) is printed when a dataset is loaded, and the name-matching table (a row per
+# weight, ~60 lines for a ResNet-50) when weights converted from torchvision are loaded.
+_FILE_ONLY_PREFIXES = ("Distribution of instances among all", "Following weights matched with")
 
 # The loggers a run writes through: Detectron2's, fvcore's (checkpointer) and the project's.
 LOGGER_NAMES = ("detectron2", "fvcore", "efl")
