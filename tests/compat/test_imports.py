@@ -111,3 +111,34 @@ def test_jit_script_warning_is_still_printed_by_fvcore_without_efl():
 def test_import_efl_quiets_the_jit_script_warning():
     assert "torch-jit-script-warning" in efl.compat.applied_fixes()
     assert _jit_warnings("import efl") == 0
+
+
+_PKG_RESOURCES_PROBE = """
+import warnings
+warnings.simplefilter("default")
+{prelude}
+import detectron2.model_zoo  # noqa: F401  (imports pkg_resources)
+"""
+
+
+def _pkg_resources_warnings(prelude):
+    result = subprocess.run([sys.executable, "-c", _PKG_RESOURCES_PROBE.format(prelude=prelude)],
+                            capture_output=True, text=True, timeout=120, cwd=os.path.dirname(__file__))
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stderr.count("pkg_resources is deprecated")
+
+
+def test_pkg_resources_warning_is_still_printed_where_detectron2s_model_zoo_imports_it():
+    import importlib.util
+
+    model_zoo = importlib.util.find_spec("detectron2.model_zoo.model_zoo").origin
+    with open(model_zoo) as f:
+        assert "import pkg_resources" in f.read(), "detectron2 no longer imports pkg_resources: drop the filter"
+    result = subprocess.run([sys.executable, "-W", "default", "-c", "import pkg_resources"], capture_output=True,
+                            text=True, timeout=120, cwd=os.path.dirname(__file__))
+    assert "pkg_resources is deprecated" in result.stderr, "pkg_resources no longer warns: drop the filter"
+
+
+def test_import_efl_quiets_the_pkg_resources_warning():
+    assert "pkg-resources-warning" in efl.compat.applied_fixes()
+    assert _pkg_resources_warnings("import efl") == 0

@@ -110,9 +110,30 @@ def _quiet_jit_script_deprecation():
         _APPLIED.append("torch-jit-script-warning")
 
 
+PKG_RESOURCES_DEPRECATION = r"pkg_resources is deprecated as an API"
+
+
+def _quiet_pkg_resources_deprecation():
+    # For detectron2 0.6's model_zoo, which imports pkg_resources (deprecated by setuptools >= 67,
+    # to be removed): every tool that reads a model-zoo config (benchmark_model.py) printed the
+    # warning about code its user cannot change. Read as a file, as above.
+    spec = importlib.util.find_spec("pkg_resources")
+    if spec is None or not spec.origin:
+        return
+    try:
+        with open(spec.origin, encoding="utf-8") as f:
+            deprecated = "pkg_resources is deprecated as an API" in f.read()
+    except OSError:
+        return
+    if deprecated and "pkg-resources-warning" not in _APPLIED:
+        warnings.filterwarnings("ignore", message=PKG_RESOURCES_DEPRECATION, category=UserWarning)
+        _APPLIED.append("pkg-resources-warning")
+
+
 def apply():
     """Apply every fix this environment needs. Idempotent."""
     _numpy_aliases()
     _pillow_linear()
     _detectron2_c_stub()
     _quiet_jit_script_deprecation()
+    _quiet_pkg_resources_deprecation()
