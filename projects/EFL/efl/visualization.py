@@ -10,6 +10,13 @@ _FREQUENCY_COLORS = {"r": "#d62728", "c": "#ff7f0e", "f": "#1f77b4"}
 _FREQUENCY_NAMES = {"r": "rare", "c": "common", "f": "frequent"}
 
 
+# Box colours by LVIS frequency group (BGR-free RGB tuples for OpenCV on RGB images); classes of
+# an unknown group are grey.
+_GROUP_RGB = {"r": (214, 39, 40), "c": (230, 120, 0), "f": (31, 119, 180)}
+_UNKNOWN_RGB = (90, 90, 90)
+_FONT_SCALE, _LINE = 0.42, 16
+
+
 def draw_detection_grid(images, ground_truths, detections, metadata, *, score_threshold=0.3,
                         scale=2.0):
     """
@@ -21,10 +28,11 @@ def draw_detection_grid(images, ground_truths, detections, metadata, *, score_th
         score_threshold: detections below it are not drawn.
 
     Returns:
-        one (H', W', 3) uint8 RGB image: a row per image, a column for the ground truth and each model.
+        one (H', W', 3) uint8 RGB image: a row per image, a column for the ground truth and each
+        model. Boxes are numbered and coloured by frequency group (rare red, common orange,
+        frequent blue); the labels are listed under each panel, so none is cut off at the image
+        border or hidden under another, and an empty panel says that nothing passed the threshold.
     """
-    from detectron2.utils.visualizer import Visualizer
-
     frequency = metadata.get("class_frequency", None)
 
     def label(class_id, score=None):
@@ -33,24 +41,65 @@ def draw_detection_grid(images, ground_truths, detections, metadata, *, score_th
             name = f"{name} [{frequency[class_id]}]"
         return name if score is None else f"{name} {score:.2f}"
 
+    def color(class_id):
+        return _GROUP_RGB.get(frequency[class_id], _UNKNOWN_RGB) if frequency is not None else _UNKNOWN_RGB
+
     rows = []
     for index, image in enumerate(images):
-        panels = []
         gt = ground_truths[index]
-        vis = Visualizer(image, metadata, scale=scale)
-        panels.append(_titled(vis.overlay_instances(
-            boxes=gt.gt_boxes.tensor.numpy(), labels=[label(int(c)) for c in gt.gt_classes]
-        ).get_image(), "ground truth"))
+        classes = [int(c) for c in gt.gt_classes]
+        panels = [_panel(image, gt.gt_boxes.tensor.numpy(), [label(c) for c in classes],
+                         [color(c) for c in classes], "ground truth", "no object", scale)]
         for name, per_image in detections.items():
             det = per_image[index]
             det = det[det.scores >= score_threshold]
-            vis = Visualizer(image, metadata, scale=scale)
-            panels.append(_titled(vis.overlay_instances(
-                boxes=det.pred_boxes.tensor.numpy(),
-                labels=[label(int(c), float(s)) for c, s in zip(det.pred_classes, det.scores)],
-            ).get_image(), name))
+            classes = [int(c) for c in det.pred_classes]
+            panels.append(_panel(
+                image, det.pred_boxes.tensor.numpy(),
+                [label(c, float(s)) for c, s in zip(classes, det.scores)], [color(c) for c in classes],
+                name, f"no detection with score >= {score_threshold:.2f}", scale))
         rows.append(_pad_and_stack(panels, axis=1))
     return _pad_and_stack(rows, axis=0)
+
+
+def _panel(image, boxes, labels, colors, title, empty_note, scale):
+    """The image enlarged by ``scale`` with numbered boxes, a title bar above and the numbered
+    labels listed below."""
+    import cv2
+
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    picture = cv2.resize(np.ascontiguousarray(image), None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    height, width = picture.shape[:2]
+    for number, (box, rgb) in enumerate(zip(boxes, colors), start=1):
+        x1, y1, x2, y2 = (np.asarray(box, dtype=float) * scale).round().astype(int)
+        x1, y1 = min(max(x1, 0), width - 1), min(max(y1, 0), height - 1)
+        cv2.rectangle(picture, (x1, y1), (int(x2), int(y2)), rgb, 2)
+        tag = str(number)
+        (tw, th), _ = cv2.getTextSize(tag, font, _FONT_SCALE, 1)
+        tx, ty = min(x1, width - tw - 4), y1  # the tag stays inside the picture
+        cv2.rectangle(picture, (tx, ty), (tx + tw + 4, ty + th + 5), rgb, -1)
+        cv2.putText(picture, tag, (tx + 2, ty + th + 2), font, _FONT_SCALE, (255, 255, 255), 1, cv2.LINE_AA)
+    lines = [(f"{n} {text}", rgb) for n, (text, rgb) in enumerate(zip(labels, colors), start=1)]
+    legend = np.full((_LINE * max(1, len(lines)) + 6, width, 3), 255, dtype=np.uint8)
+    for row, (text, rgb) in enumerate(lines):
+        y = 6 + row * _LINE
+        cv2.rectangle(legend, (4, y), (14, y + 10), rgb, -1)
+        cv2.putText(legend, _fit(text, width - 22, font), (20, y + 10), font, _FONT_SCALE, (0, 0, 0), 1, cv2.LINE_AA)
+    if not lines:
+        cv2.putText(legend, _fit(empty_note, width - 8, font), (4, 16), font, _FONT_SCALE, (110, 110, 110), 1,
+                    cv2.LINE_AA)
+    return _titled(np.concatenate([picture, legend], axis=0), title)
+
+
+def _fit(text, max_width, font):
+    """``text``, shortened with "..." until it is at most ``max_width`` pixels wide."""
+    import cv2
+
+    if cv2.getTextSize(text, font, _FONT_SCALE, 1)[0][0] <= max_width:
+        return text
+    while text and cv2.getTextSize(text + "...", font, _FONT_SCALE, 1)[0][0] > max_width:
+        text = text[:-1]
+    return text + "..."
 
 
 def _titled(image, title):
