@@ -43,12 +43,13 @@ def test_detection_grid_lists_numbered_labels_under_each_panel_and_notes_empty_p
     image = np.full((40, 60, 3), 200, dtype=np.uint8)
     gt = Instances((40, 60))
     # one box touching the right border, one inside; a long name that would not fit on the picture
-    gt.gt_boxes = Boxes(torch.tensor([[50.0, 5.0, 60.0, 20.0], [5.0, 5.0, 20.0, 30.0]]))
-    gt.gt_classes = torch.tensor([0, 1])
+    # and two boxes sharing their top-left corner, whose number tags must not hide each other
+    gt.gt_boxes = Boxes(torch.tensor([[50.0, 5.0, 60.0, 20.0], [5.0, 5.0, 20.0, 30.0], [5.0, 5.0, 25.0, 35.0]]))
+    gt.gt_classes = torch.tensor([0, 1, 2])
     empty = Instances((40, 60))
     empty.pred_boxes, empty.scores, empty.pred_classes = Boxes(torch.zeros(0, 4)), torch.zeros(0), torch.zeros(0, dtype=torch.long)
-    metadata = Metadata(name="viz_test", thing_classes=["a_very_long_class_name_for_the_label_list", "b"],
-                        class_frequency=["r", "f"])
+    metadata = Metadata(name="viz_test", thing_classes=["a_very_long_class_name_for_the_label_list", "b", "c"],
+                        class_frequency=["r", "f", "c"])
     grid = draw_detection_grid([image], [gt], {"model": [empty]}, metadata, scale=2.0)
     title, picture = 28, 80
     gt_panel, empty_panel = grid[:, :120], grid[:, 124:244]
@@ -57,6 +58,10 @@ def test_detection_grid_lists_numbered_labels_under_each_panel_and_notes_empty_p
     assert (legend[6:16, 4:14] == (214, 39, 40)).all() and (legend[22:32, 4:14] == (31, 119, 180)).all()
     # the box at the right border keeps its number tag inside the picture
     assert (gt_panel[title + 10:title + 20, 100:118] == (214, 39, 40)).all(axis=-1).any()
+    # the shared corner's tags are stacked: both tags' fills (frequent blue, common orange) show
+    corner = gt_panel[title + 12:title + 60, 12:22]
+    for rgb in [(31, 119, 180), (230, 120, 0)]:
+        assert (corner == rgb).all(axis=-1).sum() > 20, rgb
     # the model found nothing: its panel says so instead of staying blank
     note = empty_panel[title + picture:]
     assert ((note == 110).all(axis=-1)).any()

@@ -70,13 +70,22 @@ def _panel(image, boxes, labels, colors, title, empty_note, scale):
     font = cv2.FONT_HERSHEY_SIMPLEX
     picture = cv2.resize(np.ascontiguousarray(image), None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
     height, width = picture.shape[:2]
-    for number, (box, rgb) in enumerate(zip(boxes, colors), start=1):
+    corners = []
+    for box, rgb in zip(boxes, colors):
         x1, y1, x2, y2 = (np.asarray(box, dtype=float) * scale).round().astype(int)
-        x1, y1 = min(max(x1, 0), width - 1), min(max(y1, 0), height - 1)
-        cv2.rectangle(picture, (x1, y1), (int(x2), int(y2)), rgb, 2)
+        cv2.rectangle(picture, (int(x1), int(y1)), (int(x2), int(y2)), rgb, 2)
+        corners.append((min(max(x1, 0), width - 1), min(max(y1, 0), height - 1)))
+    # The number tags go on top of all boxes, inside the picture; a tag that would cover one
+    # already placed (boxes with the same corner) is stacked below it.
+    placed = []
+    for number, ((x1, y1), rgb) in enumerate(zip(corners, colors), start=1):
         tag = str(number)
         (tw, th), _ = cv2.getTextSize(tag, font, _FONT_SCALE, 1)
-        tx, ty = min(x1, width - tw - 4), y1  # the tag stays inside the picture
+        tx, ty = max(min(x1, width - tw - 4), 0), y1
+        while ty + th + 5 < height and any(_overlap((tx, ty, tx + tw + 4, ty + th + 5), r) for r in placed):
+            ty += th + 6
+        ty = min(ty, max(height - th - 5, 0))
+        placed.append((tx, ty, tx + tw + 4, ty + th + 5))
         cv2.rectangle(picture, (tx, ty), (tx + tw + 4, ty + th + 5), rgb, -1)
         cv2.putText(picture, tag, (tx + 2, ty + th + 2), font, _FONT_SCALE, (255, 255, 255), 1, cv2.LINE_AA)
     lines = [(f"{n} {text}", rgb) for n, (text, rgb) in enumerate(zip(labels, colors), start=1)]
@@ -89,6 +98,10 @@ def _panel(image, boxes, labels, colors, title, empty_note, scale):
         cv2.putText(legend, _fit(empty_note, width - 8, font), (4, 16), font, _FONT_SCALE, (110, 110, 110), 1,
                     cv2.LINE_AA)
     return _titled(np.concatenate([picture, legend], axis=0), title)
+
+
+def _overlap(a, b):
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _fit(text, max_width, font):
