@@ -23,10 +23,17 @@ def test_detectron2_lvis_evaluator_still_imports_lvis_inside_its_methods_without
 
 
 def test_lvis_module_as_gives_the_module_inside_the_block_and_restores_the_previous_one():
-    fake = types.SimpleNamespace(LVIS="fake LVIS", LVISEval="fake LVISEval", LVISResults="fake LVISResults")
+    class FakeEval:
+        def print_results(self):
+            raise AssertionError("the library's summary print must not run")
+
+    fake = types.SimpleNamespace(LVIS="fake LVIS", LVISEval=FakeEval, LVISResults="fake LVISResults")
     before = sys.modules.get("lvis")
     with lvis_module_as(fake):
         from lvis import LVIS, LVISEval, LVISResults
 
-        assert (LVIS, LVISEval, LVISResults) == ("fake LVIS", "fake LVISEval", "fake LVISResults")
+        assert (LVIS, LVISResults) == ("fake LVIS", "fake LVISResults")
+        # the module's LVISEval, without its summary print (Detectron2 logs the same table after it)
+        assert issubclass(LVISEval, FakeEval) and LVISEval.__name__ == "FakeEval"
+        LVISEval().print_results()
     assert sys.modules.get("lvis") is before
