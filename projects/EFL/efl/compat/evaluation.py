@@ -1,5 +1,6 @@
 """Reaches into detectron2 0.6's LVIS evaluation."""
 import contextlib
+import io
 import sys
 import types
 
@@ -17,14 +18,29 @@ def evaluate_predictions_on_lvis(lvis_gt, results, iou_type, *, max_dets_per_ima
 
 
 def _without_summary_print(lvis_eval_class):
-    """``lvis_eval_class`` whose ``print_results`` prints nothing: detectron2 0.6 calls it and then
-    logs the same metrics as a table, so every evaluation listed its AP twice (as fractions with
-    -1.000 for an absent group, then in percent)."""
-    return type(lvis_eval_class.__name__, (lvis_eval_class,), {
-        "__module__": lvis_eval_class.__module__,
-        "__doc__": lvis_eval_class.__doc__,
-        "print_results": lambda self: None,
-    })
+    """``lvis_eval_class`` made quiet: detectron2 0.6 calls ``run()`` and ``print_results()`` and
+    then logs the same metrics as a table, so every evaluation listed its AP two or three times
+    (as fractions with -1.000 for an absent group, then in percent). The lvis-api prints in
+    ``print_results``; hotcoco's ``LVISEval`` returns its Rust ``COCOeval``, whose ``run()``
+    prints the summary as well and whose methods a subclass cannot replace: a wrapper, then."""
+
+    class QuietLVISEval:
+        def __init__(self, *args, **kwargs):
+            self._eval = lvis_eval_class(*args, **kwargs)
+
+        def run(self):
+            with contextlib.redirect_stdout(io.StringIO()):
+                self._eval.run()
+
+        def print_results(self):
+            pass
+
+        def __getattr__(self, name):  # get_results, results, params, ...
+            return getattr(self._eval, name)
+
+    QuietLVISEval.__name__ = QuietLVISEval.__qualname__ = lvis_eval_class.__name__
+    QuietLVISEval.__module__, QuietLVISEval.__doc__ = lvis_eval_class.__module__, lvis_eval_class.__doc__
+    return QuietLVISEval
 
 
 @contextlib.contextmanager
