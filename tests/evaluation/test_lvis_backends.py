@@ -144,3 +144,24 @@ def test_an_evaluation_lists_its_ap_once(tmp_path, capfd, caplog, backend):
     # its Rust run() prints to the process's stdout ("      AP50 = 0.698")
     assert "Average Precision" not in printed and "IoU=0.50:0.95" not in printed
     assert re.search(r"AP50 = ", printed) is None, printed
+
+
+@pytest.mark.parametrize("backend", ["lvis", "hotcoco"])
+def test_the_table_says_absent_for_a_group_the_set_lacks(tmp_path, caplog, backend):
+    images, annotations, num_categories = write_federated_lvis(tmp_path / "gt.json", seed=7)
+    with open(tmp_path / "gt.json") as f:
+        gt = json.load(f)
+    for category in gt["categories"]:  # no rare class: APr cannot be measured
+        category["frequency"] = "c" if category["frequency"] == "r" else category["frequency"]
+    with open(tmp_path / "gt.json", "w") as f:
+        json.dump(gt, f)
+    name = register(f"efl_test_federated_lvis_no_rare_{backend}", tmp_path / "gt.json", num_categories)
+    with caplog.at_level(logging.INFO):
+        results = evaluate(name, random_detections(images, annotations, num_categories), backend)
+    assert results["APr"] == -100  # Detectron2's value, which final_results.json stores as null
+    table = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("Evaluation results for"))
+    header, _, values = table.splitlines()[1:4]
+    cells = dict(zip((c.strip() for c in header.split("|")), (c.strip() for c in values.split("|"))))
+    assert cells["APr"] == "absent" and float(cells["AP"]) == pytest.approx(results["AP"], abs=1e-3)
+    assert "-100" not in table
+    assert not logging.getLogger("detectron2.evaluation.lvis_evaluation").filters  # only during evaluation

@@ -1,6 +1,7 @@
 """Detectron2's LVIS evaluator with a choice of evaluation library and the fixed-AP protocol."""
 import contextlib
 import itertools
+import logging
 from collections import defaultdict
 
 from detectron2.evaluation import LVISEvaluator as _D2LVISEvaluator
@@ -29,8 +30,30 @@ def lvis_backend(name):
     else:
         raise ValueError(f"unknown LVIS evaluation backend {name!r}; choose one of {LVIS_BACKENDS}")
     # the swap also keeps Detectron2 from printing the library's summary before its own table
-    with lvis_module_as(module):
+    with lvis_module_as(module), _absent_metrics_named_in_tables():
         yield
+
+
+class _AbsentMetricsFilter(logging.Filter):
+    """Detectron2 reports a metric the set cannot measure (a frequency group or a size range
+    without ground truth) as -100; its table of LVIS AP says "absent" there instead
+    (final_results.json stores null)."""
+
+    def filter(self, record):
+        if isinstance(record.msg, str) and record.msg.startswith("Evaluation results for"):
+            record.msg = record.msg.replace("-100.000", "  absent")  # the same width
+        return True
+
+
+@contextlib.contextmanager
+def _absent_metrics_named_in_tables():
+    logger = logging.getLogger(_D2LVISEvaluator.__module__)  # where its table is logged
+    absent_filter = _AbsentMetricsFilter()
+    logger.addFilter(absent_filter)
+    try:
+        yield
+    finally:
+        logger.removeFilter(absent_filter)
 
 
 class LVISEvaluator(_D2LVISEvaluator):
