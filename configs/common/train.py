@@ -1,6 +1,9 @@
-# Training options read by tools/train_net.py (the `train` dict of a LazyConfig), following
-# detectron2's model_zoo common/train.py with what the EFL recipes add.
+# The `train` schema: every option of a LazyConfig's `train` that tools/train_net.py and its hooks
+# read (efl.engine.defaults), following detectron2's model_zoo common/train.py with what the EFL
+# recipes add. A config not composed from this file gets these values for the keys it lacks
+# (efl.engine.defaults.load_config); the comment above a key is its line in `train_net.py --help`.
 train = dict(
+    # where checkpoints, log.txt, metrics.json, config.yaml and final_results.json go
     output_dir="./output",
     # a checkpoint to start from (e.g. converted ImageNet weights); "" trains from scratch
     init_checkpoint="",
@@ -10,6 +13,7 @@ train = dict(
     # "error": an evaluation set whose annotation file has boxes of zero area or entirely outside
     # their image is refused; "report": evaluated anyway, against the file as written
     eval_invalid_boxes="error",
+    # iterations of training
     max_iter=90000,
     # mixed precision: AMPTrainer on CUDA (ignored with a warning on CPU). The EFL statistics are
     # computed in fp32 and never see the loss scale.
@@ -34,4 +38,14 @@ train = dict(
     bias_ledger=False,
     # -1: a different random seed per run; >= 0: seed + rank in every process
     seed=-1,
+    # True: cuDNN benchmark mode for training (faster convolutions for fixed input sizes, not
+    # bit-reproducible)
+    cudnn_benchmark=False,
+    # YOLOX-IP: evaluate and checkpoint an exponential moving average of the weights, decay
+    # d(t) = decay * (1 - exp(-t / tau)) (docs/yolox_training.md)
+    ema=dict(enabled=False, decay=0.9998, tau=2000.0),
+    # YOLOX-IP: the last no_aug_epochs epochs train without Mosaic, affine and MixUp (0: never)
+    no_aug_epochs=0,
+    # iterations per epoch, for no_aug_epochs (configs/common/yolox_optim.py's yolox_schedule)
+    epoch_iters=0,
 )

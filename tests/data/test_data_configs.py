@@ -1,5 +1,4 @@
 """The data pieces of configs/common/data and the schedule built on them."""
-import importlib.util
 import os
 
 import pytest
@@ -11,6 +10,8 @@ from detectron2.data.samplers import RepeatFactorTrainingSampler
 from efl.data import expanded_epoch_length, register_synthetic_lt, repeat_factors_from_category_frequency
 from efl.data.synthetic import PRESETS
 from efl.evaluation import LVISEvaluator
+
+from tests.scripts import load_script
 
 REPO = os.path.join(os.path.dirname(__file__), "..", "..")
 CONFIGS = os.path.join(REPO, "configs", "common", "data")
@@ -83,10 +84,7 @@ def test_synthetic_config_builds_rfs_loader_and_the_projects_lvis_evaluator(tmp_
 
 
 def _load_schedules():
-    spec = importlib.util.spec_from_file_location("schedules", os.path.join(REPO, "configs/common/schedules.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("configs/common/schedules.py")
 
 
 def test_schedule_from_the_configured_datasets_size_sees_each_image_ceil_r_times_per_epoch(tmp_path):

@@ -15,6 +15,8 @@ from efl.data.synthetic.fine_grained import fine_grained_design
 from efl.data.synthetic.generator import FineGrainedLTSpec
 from efl.data.synthetic.render import ShapeVariant, shape_mask
 
+from tests.scripts import load_script
+
 from .conftest import load_json
 
 # 10 families of a parent and two siblings: the 10 parents fill the frequent bucket (> 100 images),
@@ -212,13 +214,7 @@ def test_a_registered_fine_grained_set_loads_and_the_official_lvis_api_scores_it
 
 
 def _ratio_tool():
-    import importlib.util
-
-    path = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "ratio_by_frequency.py")
-    spec = importlib.util.spec_from_file_location("ratio_by_frequency", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/ratio_by_frequency.py")
 
 
 def test_ratio_tool_reads_the_saved_buffers_and_buckets_them_by_the_training_json(tmp_path):

@@ -12,7 +12,8 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from efl.engine import AtomicDetectionCheckpointer
-from efl.engine.ema import EMAHook, ModelEMA, build_ema_hooks
+from efl.engine.defaults import build_ema_hooks, with_train_schema
+from efl.engine.ema import EMAHook, ModelEMA
 
 
 def _tiny_model(seed=0):
@@ -200,7 +201,7 @@ def test_disabled_or_absent_ema_gives_no_hooks_and_a_null_context(tmp_path):
     model = _Regression()
     checkpointer = AtomicDetectionCheckpointer(model, str(tmp_path))
     for cfg in (OmegaConf.create({"train": {}}), OmegaConf.create({"train": {"ema": {"enabled": False}}})):
-        hooks_, evaluation_weights = build_ema_hooks(cfg, model, checkpointer)
+        hooks_, evaluation_weights = build_ema_hooks(with_train_schema(cfg), model, checkpointer)
         assert hooks_ == []
         with evaluation_weights():
             pass

@@ -1,5 +1,4 @@
 """The pieces of efl.engine and the common configs, checked against hand-computed values."""
-import importlib.util
 import os
 from pathlib import Path
 
@@ -10,6 +9,8 @@ from torch import nn
 from detectron2.config import LazyConfig, instantiate
 
 from efl.engine import add_full_model_gradient_clipping, atomic_write
+
+from tests.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,10 +47,7 @@ def test_optimizer_config_decays_norm_layers_and_biases_like_every_weight():
 
 
 def _load_schedules():
-    spec = importlib.util.spec_from_file_location("schedules", REPO / "configs/common/schedules.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("configs/common/schedules.py")
 
 
 def test_lvis_2x_schedule_warms_up_one_epoch_and_decays_at_epochs_16_and_22():

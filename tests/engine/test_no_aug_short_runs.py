@@ -5,7 +5,8 @@ import os
 import pytest
 from detectron2.config import LazyConfig
 
-from efl.engine.no_aug_switch import build_no_aug_switch, no_aug_start_iter
+from efl.engine.defaults import build_no_aug_switch
+from efl.engine.no_aug_switch import no_aug_start_iter
 from efl.engine.yolox_optim import YOLOXCosineParamScheduler
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -12,7 +12,8 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from efl.data.yolox_augmentation import YOLOXTrainMapper
-from efl.engine.no_aug_switch import NoAugmentationSwitch, build_no_aug_switch, no_aug_start_iter
+from efl.engine.defaults import build_no_aug_switch, with_train_schema
+from efl.engine.no_aug_switch import NoAugmentationSwitch, no_aug_start_iter
 
 
 def test_switch_iteration_is_the_start_of_the_last_no_aug_epochs():
@@ -101,7 +102,7 @@ def test_build_from_config_rebuilds_the_train_loader_with_the_no_aug_mapper(tmp_
 
 
 def test_no_switch_without_no_aug_epochs_and_a_clear_error_for_a_mapper_without_no_aug():
-    assert build_no_aug_switch(OmegaConf.create({"train": {"max_iter": 10}})) is None
+    assert build_no_aug_switch(with_train_schema(OmegaConf.create({"train": {"max_iter": 10}}))) is None
     cfg = OmegaConf.create({"train": {"max_iter": 10, "epoch_iters": 1, "no_aug_epochs": 2},
                             "dataloader": {"train": {"mapper": {"is_train": True}}}})
     with pytest.raises(ValueError, match="no_aug"):

@@ -1,23 +1,16 @@
-"""tools/train_net.py with train.ema (YOLOX-IP): training saves the EMA in its checkpoints and
-evaluates with it; --eval-only evaluates a checkpoint's EMA weights, not its raw model weights."""
-import importlib.util
+"""tools/train_net.py's training and evaluation (efl.engine.defaults) with train.ema (YOLOX-IP):
+training saves the EMA in its checkpoints and evaluates with it; --eval-only evaluates a
+checkpoint's EMA weights, not its raw model weights."""
 import types
 from pathlib import Path
 
 import torch
 from detectron2.config import LazyConfig
 
-from efl.engine import AtomicDetectionCheckpointer
+from efl.engine import AtomicDetectionCheckpointer, defaults
 from efl.engine.ema import ModelEMA
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _train_net():
-    spec = importlib.util.spec_from_file_location("train_net_under_test", REPO / "tools" / "train_net.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _nano_config(output_dir):
@@ -46,7 +39,6 @@ def _probe(model):
 
 
 def test_training_saves_the_ema_and_evaluates_with_it(tmp_path, monkeypatch, one_thread):
-    train_net = _train_net()
     cfg = _nano_config(tmp_path)
     seen = {}
 
@@ -54,9 +46,9 @@ def test_training_saves_the_ema_and_evaluates_with_it(tmp_path, monkeypatch, one
         seen["weights"] = _probe(model)
         return {"bbox": {"AP": 1.0}}
 
-    monkeypatch.setattr(train_net, "do_test", fake_test)
-    monkeypatch.setattr(train_net, "has_evaluator", lambda cfg: True)
-    train_net.do_train(types.SimpleNamespace(resume=False), cfg)
+    monkeypatch.setattr(defaults, "do_test", fake_test)
+    monkeypatch.setattr(defaults, "has_evaluator", lambda cfg: True)
+    defaults.do_train(types.SimpleNamespace(resume=False), cfg)
 
     state = torch.load(tmp_path / "model_final.pth", map_location="cpu", weights_only=False)
     assert "ema" in state
@@ -68,7 +60,6 @@ def test_training_saves_the_ema_and_evaluates_with_it(tmp_path, monkeypatch, one
 
 
 def test_eval_only_evaluates_the_checkpoints_ema_weights(tmp_path, monkeypatch, one_thread):
-    train_net = _train_net()
     cfg = _nano_config(tmp_path)
     from detectron2.config import instantiate
 
@@ -86,6 +77,6 @@ def test_eval_only_evaluates_the_checkpoints_ema_weights(tmp_path, monkeypatch, 
         seen["weights"] = _probe(model)
         return {"bbox": {"AP": 1.0}}
 
-    monkeypatch.setattr(train_net, "do_test", fake_test)
-    train_net.do_eval(cfg, str(tmp_path / "with_ema.pth"))
+    monkeypatch.setattr(defaults, "do_test", fake_test)
+    defaults.do_eval(cfg, str(tmp_path / "with_ema.pth"))
     torch.testing.assert_close(seen["weights"], _probe(model) + 1.0)

@@ -11,7 +11,7 @@ from detectron2.utils.events import EventStorage
 from omegaconf import OmegaConf
 
 from efl.data.yolox_augmentation import YOLOXTrainMapper
-from efl.engine.no_aug_switch import build_no_aug_switch
+from efl.engine.defaults import build_no_aug_switch
 from efl.losses import EqualizedFocalLoss
 from efl.losses.equalized_loss_base import find_equalized_losses
 

@@ -15,8 +15,8 @@ from detectron2.structures import BoxMode
 
 from efl.data.yolox_augmentation import YOLOXTrainMapper
 from efl.engine import AtomicDetectionCheckpointer
-from efl.engine.ema import build_ema_hooks
-from efl.engine.no_aug_switch import build_no_aug_switch
+from efl.engine.defaults import build_ema_hooks
+from efl.engine.defaults import build_no_aug_switch
 from efl.losses import EqualizedFocalLoss, EqualizedQualityFocalLoss
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,12 +1,13 @@
 """tools/benchmark_loss.py: no silent empty table without CUDA, a failing worker's own error,
 defaults in --help, and a real (tiny) measurement."""
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+
+from tests.scripts import load_script
 
 TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "benchmark_loss.py")
 
@@ -17,10 +18,7 @@ def run_tool(*args, env=None):
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("benchmark_loss", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/benchmark_loss.py")
 
 
 def test_device_cuda_without_cuda_is_an_error():

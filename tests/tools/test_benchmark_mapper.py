@@ -1,6 +1,5 @@
 """tools/benchmark_mapper.py: the generated JPEGs are valid training data, and a short run times
 the mapper against the decode of exactly the 5 images each sample reads."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,10 +8,10 @@ import sys
 import numpy as np
 from detectron2.data import detection_utils as utils
 
+from tests.scripts import load_script
+
 TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "benchmark_mapper.py")
-_SPEC = importlib.util.spec_from_file_location("benchmark_mapper", TOOL)
-benchmark_mapper = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(benchmark_mapper)
+benchmark_mapper = load_script("tools/benchmark_mapper.py")
 
 
 def test_generated_jpegs_have_lvis_like_sizes_and_boxes_inside_them(tmp_path):

@@ -1,7 +1,6 @@
 """tools/benchmark_model.py: LVIS-sized inputs (HEIGHTxWIDTH), and a clear refusal of --device cuda
 and --amp without CUDA (the GPU check, tools/gpu_check.py, relies on both)."""
 import argparse
-import importlib.util
 import os
 import subprocess
 import sys
@@ -9,14 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.scripts import load_script
+
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "benchmark_model.py"
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("benchmark_model", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/benchmark_model.py")
 
 
 @pytest.mark.parametrize("text, size", [("512", (512, 512)), ("800x1333", (800, 1333)), ("64X96", (64, 96))])

@@ -1,6 +1,5 @@
 """tools/convert_torchvision_to_d2.py: a torchvision ResNet-50 becomes the LVIS config's Detectron2
 ResNet-50 with exactly its keys, and computes the same features (eval BatchNorm vs FrozenBN)."""
-import importlib.util
 import os
 import pickle
 
@@ -11,16 +10,14 @@ import torchvision
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import LazyConfig, instantiate
 
+from tests.scripts import load_script
+
 HERE = os.path.dirname(__file__)
-TOOL = os.path.join(HERE, "..", "..", "tools", "convert_torchvision_to_d2.py")
 CONFIG = os.path.join(HERE, "..", "..", "configs", "efl_improved_baseline_r50_2x_rfs.py")
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("convert_torchvision_to_d2", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/convert_torchvision_to_d2.py")
 
 
 @pytest.fixture(scope="module")

@@ -1,16 +1,11 @@
 """tools/eod_inference_differences.py: its matching of detections, on a hand-made case (the rules
 themselves: tests/modeling/test_eod_inference.py, tests/tools/test_eod_reference_detections.py)."""
-import importlib.util
-import os
-
 import torch
 from detectron2.structures import Boxes, Instances
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_spec = importlib.util.spec_from_file_location(
-    "eod_inference_differences", os.path.join(REPO, "tools", "eod_inference_differences.py"))
-tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(tool)
+from tests.scripts import load_script
+
+tool = load_script("tools/eod_inference_differences.py")
 
 
 def test_unmatched_counts_detections_without_a_same_class_counterpart():

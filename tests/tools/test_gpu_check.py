@@ -1,7 +1,6 @@
 """tools/gpu_check.py (`make gpu-check`) on a machine without a GPU: it refuses at once with one
 line; its plumbing (time limits, process groups, the junit reading, the report and the table) is
 checked with stand-in steps."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,14 +8,13 @@ import sys
 import time
 from pathlib import Path
 
+from tests.scripts import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "tools" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/gpu_check.py")
 
 
 gpu_check = load_tool()

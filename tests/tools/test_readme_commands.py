@@ -2,7 +2,6 @@
 environment: each command of its ```bash blocks either runs here (with arguments appended that
 make it tiny) or, when it cannot run on a CPU in a test, has its program, flags, config and
 overrides checked, with the reason written below. A command the table does not know fails."""
-import importlib.util
 import os
 import re
 import shlex
@@ -11,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -100,10 +101,7 @@ def plain_environment():
 
 
 def load_train_net():
-    spec = importlib.util.spec_from_file_location("train_net_under_test", REPO / "tools" / "train_net.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/train_net.py")
 
 
 def check_program(argv):

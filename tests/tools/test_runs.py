@@ -1,15 +1,13 @@
 """tools/_runs.py, the helper of tools/demo.py and tools/longtail_study.py."""
-import importlib.util
 import os
 
 import pytest
 
 from efl.engine import write_final_results
 
-_SPEC = importlib.util.spec_from_file_location(
-    "_runs", os.path.join(os.path.dirname(__file__), "..", "..", "tools", "_runs.py"))
-runs = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(runs)
+from tests.scripts import load_script
+
+runs = load_script("tools/_runs.py")
 
 
 def test_read_results_reads_what_the_training_run_writes(tmp_path):

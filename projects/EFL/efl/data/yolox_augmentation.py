@@ -39,6 +39,11 @@ class YOLOXTrainMapper:
     anchors negative); such samples are counted and logged, never skipped.
     """
 
+    # The arguments that turn a configured mapper into the one of the last epochs (no Mosaic and
+    # MixUp, hence no partners): what a training loop's no-augmentation switch sets
+    # (efl.engine.defaults.build_no_aug_switch).
+    NO_AUGMENTATION_ARGUMENTS = {"no_aug": True, "dataset_dicts": None}
+
     def __init__(
         self,
         *,

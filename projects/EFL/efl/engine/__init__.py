@@ -1,12 +1,14 @@
 """Training engine: a launcher with a CPU/gloo path, DDP on CPU, atomic checkpoints, gradient
-clipping, trainer choice and the EFL statistics hook, on top of ``detectron2.engine``."""
-from ..compat import create_ddp_model
-from .checkpoint import AtomicDetectionCheckpointer, atomic_write, load_trained_model
+clipping, trainer choice and the EFL statistics hook, on top of ``detectron2.engine``; the config
+is read in one module, ``efl.engine.defaults`` (docs/train_net.md)."""
+from .checkpoint import AtomicDetectionCheckpointer, atomic_write
 from .launch import launch
 from .optimizer import add_full_model_gradient_clipping
 from .results import FINAL_RESULTS_FILE, write_final_results
-from .statistics import EqualizedLossStatistics, class_frequency_groups, find_equalized_losses
+from .statistics import EqualizedLossStatistics
 from .trainers import build_trainer
+# last: efl.engine.defaults reads the config with the modules above
+from .defaults import load_trained_model  # noqa: E402
 
 __all__ = [
     "AtomicDetectionCheckpointer",
@@ -15,9 +17,6 @@ __all__ = [
     "add_full_model_gradient_clipping",
     "atomic_write",
     "build_trainer",
-    "class_frequency_groups",
-    "create_ddp_model",
-    "find_equalized_losses",
     "launch",
     "load_trained_model",
     "write_final_results",

@@ -17,6 +17,8 @@ import re
 
 from omegaconf import OmegaConf
 
+from ..utils.distributed import unwrap_model
+
 __all__ = [
     "CLASSIFIER_BIAS",
     "LVIS_RECIPES",
@@ -63,8 +65,7 @@ def classifier_biases(model):
     DDP ``module.`` prefix)."""
     pattern = re.compile(CLASSIFIER_BIAS)
     out = []
-    for name, param in model.named_parameters():
-        name = name[len("module."):] if name.startswith("module.") else name
+    for name, param in unwrap_model(model).named_parameters():
         if param.requires_grad and pattern.fullmatch(name):
             out.append((name, param))
     return out

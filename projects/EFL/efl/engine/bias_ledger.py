@@ -31,13 +31,11 @@ import os
 import torch
 from detectron2.engine import HookBase
 from detectron2.utils import comm
-from omegaconf import OmegaConf
 
-from ..losses import find_equalized_losses
 from .bias_decay import classifier_biases
 from .checkpoint import atomic_write
 
-__all__ = ["BIAS_LEDGER_FILE", "ClassifierBiasLedger", "build_bias_ledger"]
+__all__ = ["BIAS_LEDGER_FILE", "ClassifierBiasLedger"]
 
 logger = logging.getLogger(__name__)
 
@@ -215,13 +213,3 @@ class ClassifierBiasLedger(HookBase):
         os.makedirs(self._output_dir, exist_ok=True)
         atomic_write(path, lambda f: json.dump(record, f), mode="w")
         logger.info(f"Classification-bias ledger of {self._steps} iterations written to {path}")
-
-
-def build_bias_ledger(cfg, model, optimizer):
-    """The ledger hook when ``train.bias_ledger`` is true and the model has an equalized loss."""
-    losses = find_equalized_losses(model)
-    if not OmegaConf.select(cfg, "train.bias_ledger", default=False) or not losses:
-        return None
-    clip = OmegaConf.select(cfg, "train.clip_grad", default=None) or {}
-    return ClassifierBiasLedger(model, optimizer, losses[0][1], output_dir=cfg.train.output_dir,
-                                clip_max_norm=clip.get("max_norm") if clip.get("enabled") else None)

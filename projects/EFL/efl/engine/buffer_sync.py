@@ -20,7 +20,8 @@ import torch.distributed as dist
 from detectron2.engine import HookBase
 from detectron2.utils import comm
 
-from .ema import _unwrap, average_bn_statistics
+from ..utils.distributed import unwrap_model
+from .ema import average_bn_statistics
 
 __all__ = ["BufferSyncHook", "synchronize_buffers"]
 
@@ -33,7 +34,7 @@ def synchronize_buffers(model, ema=None):
     if comm.get_world_size() == 1:
         return
     average_bn_statistics(model)
-    tensors = list(_unwrap(model).buffers())
+    tensors = list(unwrap_model(model).buffers())
     if ema is not None:
         ema.average_bn_statistics()
         # every process agrees on ema.valid: the EMA updates after every step in every process

@@ -14,7 +14,7 @@ __all__ = [
     "AtomicDetectionCheckpointer",
     "CheckpointError",
     "atomic_write",
-    "load_trained_model",
+    "is_local_path",
 ]
 
 # What torch.load raises for a truncated or otherwise unreadable file.
@@ -35,6 +35,11 @@ LOAD_MODES = ("strict", "init", "partial")
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read, or whose weights do not fit the model."""
+
+
+def is_local_path(path):
+    """False for a URL (``https://``, ``s3://``...: fvcore's PathManager handles those)."""
+    return "://" not in str(path)
 
 
 def atomic_write(path, write_fn, mode="wb"):
@@ -67,13 +72,12 @@ def atomic_write(path, write_fn, mode="wb"):
         os.close(dir_fd)
 
 
-def _statistics_buffer_names(model):
-    """State-dict keys of the EFL/EQFL statistics buffers: training state, not used by inference."""
-    from ..losses import EqualizedLossBase
-
+def _training_state_keys(model):
+    """State-dict keys of the buffers that modules declare as training state, not read by
+    inference, in their ``training_state_buffers`` (e.g. the EFL/EQFL statistics)."""
     return {f"{name}.{buffer}" if name else buffer
-            for name, module in model.named_modules() if isinstance(module, EqualizedLossBase)
-            for buffer, _ in module.named_buffers(recurse=False)}
+            for name, module in model.named_modules()
+            for buffer in getattr(module, "training_state_buffers", ())}
 
 
 def _listing(keys, limit=20):
@@ -116,7 +120,7 @@ class AtomicDetectionCheckpointer(DetectionCheckpointer):
 
     # ---- writing ----
     def _is_local(self):
-        return os.path.isdir(self.save_dir)
+        return is_local_path(self.save_dir) and os.path.isdir(self.save_dir)
 
     def save(self, name, **kwargs):
         if not self.save_dir or not self.save_to_disk:
@@ -171,8 +175,8 @@ class AtomicDetectionCheckpointer(DetectionCheckpointer):
                   for k, c, m in incompatible.incorrect_shapes]
         missing = list(incompatible.missing_keys)
         if mode == "strict":
-            # The statistics buffers are training state; a file without them still evaluates.
-            missing = [k for k in missing if k not in _statistics_buffer_names(self.model)]
+            # Training-state buffers (the EFL statistics); a file without them still evaluates.
+            missing = [k for k in missing if k not in _training_state_keys(self.model)]
         unexpected = list(incompatible.unexpected_keys)
         loaded = model_keys - set(incompatible.missing_keys) - {k for k, _, _ in incompatible.incorrect_shapes}
         if not loaded:
@@ -261,17 +265,4 @@ class AtomicDetectionCheckpointer(DetectionCheckpointer):
                 self.logger.info(f"Loading {key} from {path} ...")
                 obj.load_state_dict(checkpoint.pop(key))
         return checkpoint
-
-
-def load_trained_model(config_file, checkpoint, overrides=()):
-    """``(cfg, model)``: the model of a LazyConfig file (with key=value ``overrides``), in eval
-    mode, with the weights and loss statistics of ``checkpoint`` (which must fit it exactly)."""
-    from detectron2.config import LazyConfig, instantiate
-
-    from .overrides import apply_overrides
-
-    cfg = apply_overrides(LazyConfig.load(config_file), list(overrides))
-    model = instantiate(cfg.model).eval()
-    AtomicDetectionCheckpointer(model, load_mode="strict").load(checkpoint)
-    return cfg, model
 

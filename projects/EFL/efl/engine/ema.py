@@ -10,10 +10,11 @@ as the reference's "exp" EMA, which is called with the 0-based iteration: d(0) =
 update copies the weights. Evaluation uses the averaged weights; they are saved in checkpoints
 under "ema" and `--resume` continues the average exactly (the decay depends only on t).
 
-Wiring in a training script (``tools/train_net.py``; docs/yolox_training.md), the EMA hook
+Wiring in a training script (``efl.engine.defaults.do_train``, which reads ``train.ema``;
+docs/yolox_training.md), the EMA hook
 before the checkpointer and the evaluation so that both see this step's average::
 
-    hooks, evaluation_weights = build_ema_hooks(cfg, model, checkpointer)
+    hooks, evaluation_weights = ema_hooks(model, checkpointer, decay=0.9998, tau=2000.0)
     trainer.register_hooks([..., LRScheduler(...), *hooks, ..., PeriodicCheckpointer(...),
                             EvalHook(period, test_with_ema), ...])
     # where test_with_ema() runs `with evaluation_weights(): return do_test(cfg, model)`
@@ -25,22 +26,18 @@ import math
 import torch
 from detectron2.engine import HookBase
 from detectron2.utils import comm
-from omegaconf import OmegaConf
 from torch.nn.modules.batchnorm import _BatchNorm
-from torch.nn.parallel import DistributedDataParallel
 
-__all__ = ["ModelEMA", "EMAHook", "average_bn_statistics", "build_ema_hooks"]
+from ..utils.distributed import all_reduce_sum_, unwrap_model
+
+__all__ = ["ModelEMA", "EMAHook", "average_bn_statistics", "ema_hooks"]
 
 logger = logging.getLogger(__name__)
 
 
-def _unwrap(model):
-    return model.module if isinstance(model, DistributedDataParallel) else model
-
-
 def _bn_statistics_names(model):
     names = []
-    for prefix, module in _unwrap(model).named_modules():
+    for prefix, module in unwrap_model(model).named_modules():
         if isinstance(module, _BatchNorm) and module.track_running_stats:
             dot = f"{prefix}." if prefix else ""
             names += [f"{dot}running_mean", f"{dot}running_var"]
@@ -49,17 +46,14 @@ def _bn_statistics_names(model):
 
 def _all_reduce_mean(tensors):
     world_size = comm.get_world_size()
-    if world_size == 1 or not tensors:
-        return
     for t in tensors:
-        torch.distributed.all_reduce(t)
-        t.div_(world_size)
+        all_reduce_sum_(t).div_(world_size)
 
 
 def average_bn_statistics(model):
     """Average the BN running statistics over processes, in place (the reference does it before
     every evaluation: each process's BN layers saw only its own images). No-op in one process."""
-    state = _unwrap(model).state_dict()
+    state = unwrap_model(model).state_dict()
     _all_reduce_mean([state[name] for name in _bn_statistics_names(model)])
 
 
@@ -85,7 +79,7 @@ class ModelEMA:
             raise ValueError(f"EMA tau must be positive, got {tau}")
         self.decay = float(decay)
         self.tau = float(tau)
-        state = _unwrap(model).state_dict()
+        state = unwrap_model(model).state_dict()
         self.names = [k for k, v in state.items() if v.is_floating_point()]
         self.bn_statistics_names = _bn_statistics_names(model)
         # {name: tensor} on the model's device; valid after the first update or load
@@ -100,7 +94,7 @@ class ModelEMA:
     @torch.no_grad()
     def update(self, model, iteration):
         """Fold in the model's current state after iteration ``iteration`` (0-based)."""
-        state = _unwrap(model).state_dict()
+        state = unwrap_model(model).state_dict()
         current = [state[name] for name in self.names]
         # d(0) = 0 makes the first update a copy; a first update at t > 0 (an EMA added to a
         # resumed run) starts from the current weights too
@@ -124,7 +118,7 @@ class ModelEMA:
                            "using the model's own weights")
             yield model
             return
-        state = _unwrap(model).state_dict()
+        state = unwrap_model(model).state_dict()
         backup = {name: state[name].clone() for name in self.names}
         with torch.no_grad():
             for name in self.names:
@@ -177,9 +171,9 @@ class EMAHook(HookBase):
         self.ema.update(self.model, self.trainer.iter)
 
 
-def build_ema_hooks(cfg, model, checkpointer):
+def ema_hooks(model, checkpointer, *, decay, tau):
     """
-    The EMA of ``cfg.train.ema`` (``dict(enabled, decay, tau)``) for ``model``.
+    A `ModelEMA` of ``model`` (``efl.engine.defaults.build_ema_hooks`` reads ``train.ema``).
 
     Registers it with ``checkpointer`` as checkpointable "ema" (saved in every checkpoint, loaded
     by ``resume_or_load(resume=True)`` and by ``checkpointer.load(path)``; note that
@@ -187,16 +181,12 @@ def build_ema_hooks(cfg, model, checkpointer):
     ``checkpointer.load``).
 
     Returns:
-        (hooks, evaluation_weights): the hooks to register ([] without EMA), and a context manager
-        factory for evaluation: it swaps the EMA weights in for the block (a null context
-        without EMA). In training, `efl.engine.buffer_sync.BufferSyncHook` gives every process
-        the same model and EMA state before evaluating; an evaluation of a loaded checkpoint has
-        it by construction.
+        (hooks, evaluation_weights): the hooks to register, and a context manager factory for
+        evaluation that swaps the EMA weights in for the block. In training,
+        `efl.engine.buffer_sync.BufferSyncHook` gives every process the same model and EMA state
+        before evaluating; an evaluation of a loaded checkpoint has it by construction.
     """
-    ema_cfg = OmegaConf.select(cfg, "train.ema", default=None)
-    if not ema_cfg or not ema_cfg.get("enabled", False):
-        return [], contextlib.nullcontext
-    ema = ModelEMA(model, decay=ema_cfg.get("decay", 0.9998), tau=ema_cfg.get("tau", 2000.0))
+    ema = ModelEMA(model, decay=decay, tau=tau)
     checkpointer.add_checkpointable("ema", ema)
 
     @contextlib.contextmanager

@@ -5,14 +5,11 @@ The reference rebuilds its loader with HSV, flip and random size only (no Mosaic
 MixUp) from iteration ``epoch_iters * (300 - 15)`` on. Here `NoAugmentationSwitch` gives the
 trainer a new loader at that iteration; a run resumed past it starts with the new loader.
 """
-import copy
 import logging
 
-from detectron2.config import instantiate
 from detectron2.engine import HookBase
-from omegaconf import OmegaConf
 
-__all__ = ["NoAugmentationSwitch", "build_no_aug_switch", "no_aug_start_iter"]
+__all__ = ["NoAugmentationSwitch", "no_aug_start_iter"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,25 +72,3 @@ class NoAugmentationSwitch(HookBase):
             trainer._data_loader_iter = iter(loader)
         trainer.data_loader = loader
         self.switched = True
-
-
-def build_no_aug_switch(cfg):
-    """
-    The switch of a LazyConfig: ``cfg.train.no_aug_epochs`` last epochs of
-    ``cfg.train.epoch_iters`` iterations each, the loader ``cfg.dataloader.train`` with
-    ``mapper.no_aug=True``. None when ``train.no_aug_epochs`` is absent or 0.
-    """
-    no_aug_epochs = OmegaConf.select(cfg, "train.no_aug_epochs", default=0)
-    if not no_aug_epochs:
-        return None
-    start_iter = no_aug_start_iter(
-        max_iter=cfg.train.max_iter, epoch_iters=cfg.train.epoch_iters, no_aug_epochs=no_aug_epochs,
-        total_epochs=OmegaConf.select(cfg, "lr_multiplier.total_epochs", default=None),
-    )
-    loader_cfg = copy.deepcopy(cfg.dataloader.train)
-    if "no_aug" not in loader_cfg.mapper:
-        raise ValueError("train.no_aug_epochs needs a training mapper with a `no_aug` argument "
-                         f"(efl.data.yolox_augmentation.YOLOXTrainMapper), got {loader_cfg.mapper}")
-    loader_cfg.mapper.no_aug = True
-    loader_cfg.mapper.dataset_dicts = None  # no partners without Mosaic and MixUp
-    return NoAugmentationSwitch(start_iter=start_iter, build_loader=lambda: instantiate(loader_cfg))

@@ -6,7 +6,7 @@ import os
 
 from .checkpoint import atomic_write
 
-__all__ = ["FINAL_RESULTS_FILE", "METRICS_FILE", "drop_metrics_from", "evaluation_output_dir",
+__all__ = ["FINAL_RESULTS_FILE", "METRICS_FILE", "drop_metrics_from", "evaluation_output_dir", "first_missing_directory",
            "write_final_results"]
 
 FINAL_RESULTS_FILE = "final_results.json"
@@ -80,3 +80,12 @@ def drop_metrics_from(output_dir, start_iter):
     if len(kept) < len(lines):
         atomic_write(path, lambda f: f.writelines(kept), mode="w")
     return len(lines) - len(kept)
+
+
+def first_missing_directory(path):
+    """The topmost of ``path`` and its parents that does not exist yet (None when ``path`` does):
+    what a run writing into ``path`` creates, and a failed run removes again."""
+    path, missing = os.path.abspath(path), None
+    while not os.path.exists(path):
+        path, missing = os.path.dirname(path), path
+    return missing

@@ -1,5 +1,5 @@
-"""The start of a run: loggers, the run's record (config.yaml, log.txt) and the seed, like
-Detectron2's ``default_setup`` but with a quiet console.
+"""The loggers of a run, as Detectron2's ``default_setup`` sets them up but with a quiet console
+(``efl.engine.defaults.default_setup`` calls it).
 
 Detectron2's ``default_setup`` prints the environment dump, the config file (coloured with
 pygments, whose escape codes also land in ``log.txt``) and, from the training script, the model:
@@ -8,18 +8,13 @@ unless ``verbose``; the console keeps the run's progress, warnings and results
 (docs/train_net.md, "Console and log.txt").
 """
 import logging
-import os
 import re
 import sys
 
-import torch
-from detectron2.config import LazyConfig
 from detectron2.utils import comm
-from detectron2.utils.collect_env import collect_env_info
-from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 
-__all__ = ["FILE_ONLY", "setup_run"]
+__all__ = ["FILE_ONLY", "setup_run_loggers"]
 
 # logger.info(..., extra=FILE_ONLY): the record goes to log.txt, not to the console.
 FILE_ONLY = {"efl_file_only": True}
@@ -50,7 +45,10 @@ class _ConsoleFilter(logging.Filter):
         return not (isinstance(record.msg, str) and record.msg.startswith(_FILE_ONLY_PREFIXES))
 
 
-def _setup_loggers(output_dir, *, verbose):
+def setup_run_loggers(output_dir, *, verbose):
+    """Detectron2's loggers of a run (console on the main process, ``log.txt`` in ``output_dir``
+    on every process) for Detectron2's, fvcore's and the project's records, with the console
+    filter (unless ``verbose``) and a plain-text ``log.txt``. Returns the "detectron2" logger."""
     rank = comm.get_rank()
     loggers = [setup_logger(output_dir, distributed_rank=rank, name=name) for name in LOGGER_NAMES]
     for logger in loggers:
@@ -61,35 +59,3 @@ def _setup_loggers(output_dir, *, verbose):
             elif not isinstance(handler.formatter, _PlainFormatter):  # log.txt
                 handler.setFormatter(_PlainFormatter(handler.formatter._fmt, handler.formatter.datefmt))
     return loggers[0]
-
-
-def setup_run(cfg, args, *, verbose=False):
-    """Create ``cfg.train.output_dir``, set up the loggers (console on the main process,
-    ``log.txt`` on every process), record the environment, command line and config in the log
-    and ``config.yaml``, seed every process (``train.seed`` + rank, or random when < 0) and set
-    cuDNN's benchmark mode for training.
-
-    Args:
-        cfg: the LazyConfig of the run, overrides applied.
-        args: the parsed command line (logged; ``eval_only`` read).
-        verbose: also print the environment, the config file and the model on the console.
-    """
-    output_dir = cfg.train.output_dir
-    if comm.is_main_process() and output_dir:
-        os.makedirs(output_dir, exist_ok=True)
-    logger = _setup_loggers(output_dir, verbose=verbose)
-    logger.info(f"Rank of current process: {comm.get_rank()}. World size: {comm.get_world_size()}")
-    logger.info("Environment info:\n" + collect_env_info(), extra=FILE_ONLY)
-    logger.info(f"Command line arguments: {args}")
-    if getattr(args, "config_file", ""):
-        with open(args.config_file) as f:
-            logger.info(f"Contents of args.config_file={args.config_file}:\n{f.read()}", extra=FILE_ONLY)
-    if comm.is_main_process() and output_dir:
-        path = os.path.join(output_dir, "config.yaml")
-        LazyConfig.save(cfg, path)
-        logger.info(f"Full config saved to {path}")
-    seed = cfg.train.get("seed", -1)
-    seed_all_rng(None if seed < 0 else seed + comm.get_rank())
-    if not getattr(args, "eval_only", False):
-        torch.backends.cudnn.benchmark = bool(cfg.train.get("cudnn_benchmark", False))
-    return logger

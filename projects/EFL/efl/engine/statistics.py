@@ -6,11 +6,11 @@ import torch
 from detectron2.engine import HookBase
 from detectron2.utils import comm
 
-from ..data.frequency import class_frequency_groups
 from ..losses import find_equalized_losses
+from ..utils.distributed import unwrap_model
 from .checkpoint import atomic_write
 
-__all__ = ["EqualizedLossStatistics", "class_frequency_groups", "find_equalized_losses"]
+__all__ = ["EqualizedLossStatistics"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +32,11 @@ class EqualizedLossStatistics(HookBase):
         Args:
             model: the trained model (may be wrapped in DDP).
             class_groups: ``{group name: (K,) int64 class indices}``, see
-                :func:`class_frequency_groups`.
+                :func:`efl.data.frequency.class_frequency_groups`.
             period: iterations between two summaries.
             output_dir: where the per-rank buffers go at the end; None to skip.
         """
-        self._losses = [(name[len("module."):] if name.startswith("module.") else name, m)
-                        for name, m in find_equalized_losses(model)]
+        self._losses = find_equalized_losses(unwrap_model(model))
         self._class_groups = class_groups
         self._period = int(period)
         self._output_dir = output_dir
@@ -83,9 +82,7 @@ class EqualizedLossStatistics(HookBase):
             return
         directory = os.path.join(self._output_dir, "efl_statistics")
         os.makedirs(directory, exist_ok=True)
-        buffers = {name: {k: getattr(loss, k).detach().cpu().clone()
-                          for k in ("pos_grad", "neg_grad", "pos_neg")}
-                   for name, loss in self._losses}
+        buffers = {name: loss.statistics_state() for name, loss in self._losses}
         path = os.path.join(directory, f"rank{comm.get_rank()}.pth")
         # trainer.iter is max_iter after a finished run; record the last iteration done, as the
         # checkpoints do.

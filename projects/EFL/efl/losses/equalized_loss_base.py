@@ -61,6 +61,11 @@ class EqualizedLossBase(nn.Module):
     statistics all-reduce, so when one process raises, every process raises.
     """
 
+    # The buffers of the per-class statistics: training state, which inference does not read, so
+    # that a checkpoint without them still loads for evaluation (efl.engine.checkpoint looks for
+    # this attribute on every module).
+    training_state_buffers = ("pos_grad", "neg_grad", "pos_neg")
+
     def __init__(self, *, num_classes, gamma_b, scale_factor, loss_weight):
         super().__init__()
         if not isinstance(num_classes, numbers.Integral) or num_classes < 1:
@@ -82,6 +87,10 @@ class EqualizedLossBase(nn.Module):
     def extra_repr(self):
         return (f"num_classes={self.num_classes}, gamma_b={self.gamma_b}, "
                 f"scale_factor={self.scale_factor}, loss_weight={self.loss_weight}")
+
+    def statistics_state(self):
+        """``{buffer name: detached CPU copy}`` of the statistics (``training_state_buffers``)."""
+        return {name: getattr(self, name).detach().cpu().clone() for name in self.training_state_buffers}
 
     def gradient_ratio(self):
         """pos_grad / (neg_grad + 1e-10), (C,), detached and unclamped: g_j before its clamp to

@@ -6,8 +6,9 @@ that sums over processes (the loss statistics, the detector's normaliser) goes t
 they all agree on when that happens.
 """
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
-__all__ = ["is_distributed", "all_reduce_sum_"]
+__all__ = ["is_distributed", "all_reduce_sum_", "unwrap_model"]
 
 
 def is_distributed():
@@ -21,3 +22,9 @@ def all_reduce_sum_(tensor):
     if is_distributed():
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
+
+
+def unwrap_model(model):
+    """The module a DistributedDataParallel wrapper holds (``model`` itself when not wrapped): its
+    parameter and buffer names are the checkpoint's, without the wrapper's ``module.`` prefix."""
+    return model.module if isinstance(model, DistributedDataParallel) else model
