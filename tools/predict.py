@@ -188,19 +188,20 @@ def load_model(args, device=None):
     from detectron2.config import LazyConfig, instantiate
 
     from efl.engine import AtomicDetectionCheckpointer
+    from efl.engine.defaults import with_train_schema
     from efl.engine.overrides import apply_overrides
 
     if not os.path.isfile(args.config_file):
         raise PredictError(f"--config-file {args.config_file} does not exist")
-    cfg = apply_overrides(LazyConfig.load(args.config_file), list(args.opts))
-    weights = args.weights or cfg.train.get("init_checkpoint", "")
+    cfg = apply_overrides(with_train_schema(LazyConfig.load(args.config_file)), list(args.opts))
+    weights = args.weights or cfg.train.init_checkpoint
     if not weights:
         raise PredictError("no weights: pass --weights PATH or the override train.init_checkpoint=PATH")
     if not os.path.isfile(weights):
         raise PredictError(f"weights {weights} do not exist")
     model = instantiate(cfg.model).eval()
     AtomicDetectionCheckpointer(model, load_mode="strict").load(weights)
-    device = device or str(cfg.train.get("device", "cpu"))
+    device = device or str(cfg.train.device)
     if device.startswith("cuda") and not torch.cuda.is_available():
         device = "cpu"
     return cfg, model.to(device), weights

@@ -8,7 +8,8 @@ from torch import nn
 
 from detectron2.config import LazyConfig, instantiate
 
-from efl.engine import add_full_model_gradient_clipping, atomic_write
+from efl.engine import add_full_model_gradient_clipping
+from efl.utils.files import atomic_write
 
 from tests.scripts import load_script
 

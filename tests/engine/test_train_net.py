@@ -334,7 +334,7 @@ def test_two_gloo_processes_report_the_ap_of_the_weights_they_save(tiny_data, tm
 
 def _killed_checkpoint_write(path):
     """What a run killed by SIGKILL inside a checkpoint write leaves: atomic_write's temporary file."""
-    code = ("import os, signal, sys; from efl.engine import atomic_write; "
+    code = ("import os, signal, sys; from efl.utils.files import atomic_write; "
             "atomic_write(sys.argv[1], lambda f: os.kill(os.getpid(), signal.SIGKILL))")
     proc = subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO, capture_output=True)
     assert proc.returncode == -signal.SIGKILL

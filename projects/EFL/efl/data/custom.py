@@ -33,7 +33,6 @@ import collections
 import hashlib
 import json
 import os
-import tempfile
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from omegaconf import OmegaConf
@@ -43,6 +42,7 @@ from .dataset_checks import DatasetCheckError
 from .lvis import load_lvis_json_checked, register_lvis_json
 from .frequency import lvis_frequency
 from .paths import default_cache_root
+from ..utils.files import atomic_write
 
 __all__ = ["register_lvis_format_dataset"]
 
@@ -171,15 +171,8 @@ def _write_lvis_view(name, json_file, dataset, ids, letters, image_counts):
     ]
     view = {**dataset, "images": images, "annotations": annotations, "categories": categories}
     os.makedirs(folder, exist_ok=True)
-    # Atomic: a reader sees no file or a complete one.
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(view, separators=(",", ":")))
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    # a reader sees no file or a complete one
+    atomic_write(path, lambda f: f.write(json.dumps(view, separators=(",", ":"))), mode="w")
     return path
 
 

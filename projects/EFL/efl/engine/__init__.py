@@ -1,7 +1,7 @@
 """Training engine: a launcher with a CPU/gloo path, DDP on CPU, atomic checkpoints, gradient
 clipping, trainer choice and the EFL statistics hook, on top of ``detectron2.engine``; the config
 is read in one module, ``efl.engine.defaults`` (docs/train_net.md)."""
-from .checkpoint import AtomicDetectionCheckpointer, atomic_write
+from .checkpoint import AtomicDetectionCheckpointer
 from .launch import launch
 from .optimizer import add_full_model_gradient_clipping
 from .results import FINAL_RESULTS_FILE, write_final_results
@@ -15,7 +15,6 @@ __all__ = [
     "EqualizedLossStatistics",
     "FINAL_RESULTS_FILE",
     "add_full_model_gradient_clipping",
-    "atomic_write",
     "build_trainer",
     "launch",
     "load_trained_model",

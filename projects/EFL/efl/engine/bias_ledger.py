@@ -32,8 +32,8 @@ import torch
 from detectron2.engine import HookBase
 from detectron2.utils import comm
 
+from ..utils.files import atomic_write
 from .bias_decay import classifier_biases
-from .checkpoint import atomic_write
 
 __all__ = ["BIAS_LEDGER_FILE", "ClassifierBiasLedger"]
 

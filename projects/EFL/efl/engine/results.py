@@ -4,7 +4,7 @@ import hashlib
 import json
 import os
 
-from .checkpoint import atomic_write
+from ..utils.files import atomic_write
 
 __all__ = ["FINAL_RESULTS_FILE", "METRICS_FILE", "drop_metrics_from", "evaluation_output_dir", "first_missing_directory",
            "write_final_results"]

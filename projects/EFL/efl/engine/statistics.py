@@ -8,7 +8,7 @@ from detectron2.utils import comm
 
 from ..losses import find_equalized_losses
 from ..utils.distributed import unwrap_model
-from .checkpoint import atomic_write
+from ..utils.files import atomic_write
 
 __all__ = ["EqualizedLossStatistics"]
 
