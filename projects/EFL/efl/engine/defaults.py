@@ -24,6 +24,7 @@ from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 from detectron2.utils.collect_env import collect_env_info
 from detectron2.utils.env import seed_all_rng
+from detectron2.utils.registry import locate
 from fvcore.common.checkpoint import Checkpointer
 from omegaconf import OmegaConf
 
@@ -210,7 +211,9 @@ def build_no_aug_switch(cfg):
     )
     loader_cfg = copy.deepcopy(cfg.dataloader.train)
     mapper = loader_cfg.mapper
-    arguments = getattr(mapper.get("_target_") if hasattr(mapper, "get") else None, "NO_AUGMENTATION_ARGUMENTS", None)
+    target = mapper.get("_target_")
+    target = locate(target) if isinstance(target, str) else target  # a config saved as yaml names it
+    arguments = getattr(target, "NO_AUGMENTATION_ARGUMENTS", None)
     if arguments is None:
         raise ValueError("train.no_aug_epochs needs a training mapper that declares its "
                          "NO_AUGMENTATION_ARGUMENTS (efl.data.yolox_augmentation.YOLOXTrainMapper), "
