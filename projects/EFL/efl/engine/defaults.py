@@ -68,16 +68,16 @@ def train_schema():
 def train_options_help():
     """``[(key, default, help)]`` of the schema's top-level keys, the help being the comment lines
     above the key (or its trailing comment) in ``configs/common/train.py``."""
-    schema, options, comment = train_schema(), [], []
+    defaults, options, comment = OmegaConf.to_object(train_schema()), [], []
     for line in TRAIN_SCHEMA_FILE.read_text().splitlines():
-        if re.match(r"^ {4}#", line):
+        if re.match(r"^ {4}#", line):  # a comment line above a top-level key
             comment.append(line.strip()[1:].strip())
             continue
-        key = re.match(r"^ {4}(\w+)=[^#]*(?:#\s*(.*))?$", line)
+        key = re.match(r"^ {4}(\w+)=[^#]*(?:#\s*(.*))?$", line)  # a top-level key, maybe commented
         if key:
             text = " ".join(comment) or (key.group(2) or "")
-            options.append((key.group(1), OmegaConf.to_object(schema)[key.group(1)], text))
-        if not line.startswith(" " * 8):
+            options.append((key.group(1), defaults[key.group(1)], text))
+        if not line.startswith(" " * 8):  # the lines of a nested dict keep the comment pending
             comment = []
     return options
 
