@@ -60,6 +60,19 @@ TRAIN_SCHEMA_FILE = Path(__file__).resolve().parents[4] / "configs" / "common" /
 
 
 # ---- the config ----
+
+def environment_info():
+    """Detectron2's environment report for log.txt. Collecting it imports
+    ``torch.utils.cpp_extension``, whose import warns "No CUDA runtime is found" on a CPU machine:
+    a console line about CUDA in every CPU run. That logger is quieted for the import only."""
+    cpp_extension_logger = logging.getLogger("torch.utils.cpp_extension")
+    level = cpp_extension_logger.level
+    cpp_extension_logger.setLevel(logging.ERROR)
+    try:
+        return collect_env_info()
+    finally:
+        cpp_extension_logger.setLevel(level)
+
 def train_schema():
     """The ``train`` dict of ``configs/common/train.py``: every option, with its default."""
     return LazyConfig.load(str(TRAIN_SCHEMA_FILE)).train
@@ -107,7 +120,7 @@ def default_setup(cfg, args):
         os.makedirs(output_dir, exist_ok=True)
     setup_run_loggers(output_dir, verbose=getattr(args, "verbose", False))
     logger.info(f"Rank of current process: {comm.get_rank()}. World size: {comm.get_world_size()}")
-    logger.info("Environment info:\n" + collect_env_info(), extra=FILE_ONLY)
+    logger.info("Environment info:\n" + environment_info(), extra=FILE_ONLY)
     logger.info(f"Command line arguments: {args}")
     if getattr(args, "config_file", ""):
         with open(args.config_file) as f:
