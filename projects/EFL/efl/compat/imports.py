@@ -6,6 +6,7 @@ with an upstream Detectron2 build (which has its C++ ops) and with old NumPy/Pil
 """
 import importlib.util
 import os
+import re
 import sys
 import types
 import warnings
@@ -88,46 +89,39 @@ def _detectron2_c_stub():
     _APPLIED.append("detectron2-_C-stub")
 
 
-JIT_SCRIPT_DEPRECATION = r"`torch\.jit\.script` is deprecated"
+def _quiet_warning_its_source_raises(source, text, category, fix):
+    """Ignore the warning whose message starts with ``text`` when the file ``source`` (the code that
+    raises it) contains that text, i.e. when the installed version does warn. The file is read, not
+    imported: importing torch or setuptools here would slow down ``import efl`` for nothing."""
+    try:
+        with open(source, encoding="utf-8") as f:
+            raised = text in f.read()
+    except (OSError, TypeError):  # no such file (None for a module without a source)
+        return
+    if raised and fix not in _APPLIED:
+        warnings.filterwarnings("ignore", message=re.escape(text), category=category)
+        _APPLIED.append(fix)
 
 
 def _quiet_jit_script_deprecation():
     # For fvcore and detectron2 0.6 on torch >= 2.10, which deprecates torch.jit.script: both
     # script functions when imported, so every tool (and every worker process) printed the same
-    # FutureWarning about code its user cannot change. Read as a file: importing torch here would
-    # slow down `import efl` for nothing.
+    # FutureWarning about code its user cannot change.
     spec = importlib.util.find_spec("torch")
-    if spec is None or not spec.submodule_search_locations:
-        return
-    source = os.path.join(spec.submodule_search_locations[0], "jit", "_script.py")
-    try:
-        with open(source, encoding="utf-8") as f:
-            deprecated = "`torch.jit.script` is deprecated" in f.read()
-    except OSError:
-        return
-    if deprecated and "torch-jit-script-warning" not in _APPLIED:
-        warnings.filterwarnings("ignore", message=JIT_SCRIPT_DEPRECATION, category=FutureWarning)
-        _APPLIED.append("torch-jit-script-warning")
-
-
-PKG_RESOURCES_DEPRECATION = r"pkg_resources is deprecated as an API"
+    if spec is not None and spec.submodule_search_locations:
+        _quiet_warning_its_source_raises(
+            os.path.join(spec.submodule_search_locations[0], "jit", "_script.py"),
+            "`torch.jit.script` is deprecated", FutureWarning, "torch-jit-script-warning")
 
 
 def _quiet_pkg_resources_deprecation():
     # For detectron2 0.6's model_zoo, which imports pkg_resources (deprecated by setuptools >= 67,
     # to be removed): every tool that reads a model-zoo config (benchmark_model.py) printed the
-    # warning about code its user cannot change. Read as a file, as above.
+    # warning about code its user cannot change.
     spec = importlib.util.find_spec("pkg_resources")
-    if spec is None or not spec.origin:
-        return
-    try:
-        with open(spec.origin, encoding="utf-8") as f:
-            deprecated = "pkg_resources is deprecated as an API" in f.read()
-    except OSError:
-        return
-    if deprecated and "pkg-resources-warning" not in _APPLIED:
-        warnings.filterwarnings("ignore", message=PKG_RESOURCES_DEPRECATION, category=UserWarning)
-        _APPLIED.append("pkg-resources-warning")
+    if spec is not None:
+        _quiet_warning_its_source_raises(spec.origin, "pkg_resources is deprecated as an API", UserWarning,
+                                         "pkg-resources-warning")
 
 
 def apply():
