@@ -98,8 +98,7 @@ def show_progress(futures, consoles, period=15.0):
                 print(f"[{name}] {lines[-1].split(']:', 1)[-1].strip()}", flush=True)
 
 
-def train_and_evaluate(name, config, output_dir, args):
-    overrides = max_iter_overrides(config, args.max_iter) if args.max_iter else []
+def train_and_evaluate(name, config, output_dir, args, overrides):
     # with several runs at once, each run's console goes to a file beside its records
     log_file = console_path(output_dir, name) if args.jobs > 1 else None
     if log_file:
@@ -194,8 +193,12 @@ def main():
     os.makedirs(args.output_dir, exist_ok=True)
     start = time.time()
     if not args.skip_training:
+        # read here, one config at a time: Detectron2's LazyConfig.load patches the import
+        # machinery while it runs, so two threads loading configs at once can break each other
+        overrides = {name: max_iter_overrides(config, args.max_iter) if args.max_iter else []
+                     for name, config in runs.items()}
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            futures = [pool.submit(train_and_evaluate, name, config, args.output_dir, args)
+            futures = [pool.submit(train_and_evaluate, name, config, args.output_dir, args, overrides[name])
                        for name, config in runs.items()]
             if args.jobs > 1:
                 show_progress(futures, {name: console_path(args.output_dir, name) for name in runs})
