@@ -110,24 +110,15 @@ def test_the_4096_class_offset_rounds_an_iou_across_the_threshold(pair, exact_ke
 
 
 def greedy_plus_one_nms(boxes, scores, classes, threshold, offset):
-    """The reference's merger and NMS loop re-stated (roi_predictor.py RetinaMergerMultiCls,
-    nms kernel): sort by score, add label x 4096 in float32, suppress IoU > threshold with
-    widths x2 - x1 + offset, all in float32."""
+    """The reference's merger and NMS loop re-stated (roi_predictor.py RetinaMergerMultiCls, nms
+    kernel): sort by score, add label x 4096 in float32, then the kernel's greedy loop with widths
+    x2 - x1 + offset (tests/tools/eod_postprocess_reference.py's eod_nms)."""
+    from tests.tools.eod_postprocess_reference import eod_nms
+
     order = torch.argsort(scores, descending=True)
-    b = (boxes[order] + ((classes[order] + 1).float() * 4096)[:, None]).numpy().astype(np.float32)
-    off = np.float32(offset)
-    areas = (b[:, 2] - b[:, 0] + off) * (b[:, 3] - b[:, 1] + off)
-    suppressed, keep = np.zeros(len(b), bool), []
-    for i in range(len(b)):
-        if suppressed[i]:
-            continue
-        keep.append(int(order[i]))
-        w = np.maximum(np.float32(0), np.minimum(b[i, 2], b[i + 1:, 2]) - np.maximum(b[i, 0], b[i + 1:, 0]) + off)
-        h = np.maximum(np.float32(0), np.minimum(b[i, 3], b[i + 1:, 3]) - np.maximum(b[i, 1], b[i + 1:, 1]) + off)
-        inter = w * h
-        ovr = inter / (areas[i] + areas[i + 1:] - inter)
-        suppressed[i + 1:] |= ovr > np.float32(threshold)
-    return keep
+    shifted = (boxes[order] + ((classes[order] + 1).float() * 4096)[:, None]).float()
+    kept = eod_nms(torch.cat([shifted, scores[order, None].float()], dim=1), threshold, offset)
+    return [int(order[i]) for i in kept]
 
 
 @pytest.mark.parametrize("plus_one", [True, False])
