@@ -91,14 +91,15 @@ class ClassifierBiasLedger(HookBase):
 
     def before_train(self):
         device = self._loss.pos_grad.device
-        self._totals = {k: torch.zeros(self._num_classes, dtype=torch.float64, device=device) for k in ("displacement", "displacement_trajectory",
-                                             "weight_decay_pull", "clipped", "skipped")}
+        terms = ("displacement", "displacement_trajectory", "weight_decay_pull", "clipped", "skipped")
+        self._totals = {k: torch.zeros(self._num_classes, dtype=torch.float64, device=device) for k in terms}
         self._start_stats = self._statistics()
         self._start_bias = sum(self._per_class(p) for _, p in self._biases)
         # v_{t-1} of the first step: 0 in a new run, the optimizer's buffer after --resume
-        self._previous_velocity = [
-            self._optimizer.state.get(p, {}).get("momentum_buffer", torch.zeros_like(p)).detach().double().clone()
-            for _, p in self._biases]
+        self._previous_velocity = []
+        for _, p in self._biases:
+            buffer = self._momentum_buffer(p)
+            self._previous_velocity.append(torch.zeros_like(p, dtype=torch.float64) if buffer is None else buffer)
         self._previous_trajectory_velocity = [v.clone() for v in self._previous_velocity]
         self._start_iter = None
         self._steps = 0
@@ -110,7 +111,6 @@ class ClassifierBiasLedger(HookBase):
             self._start_iter = self.trainer.iter
         self._bias_before = [p.detach().double().clone() for _, p in self._biases]
         self._lr_before = [float(g["lr"]) for g in self._groups]
-        self._velocity_before = [self._momentum_buffer(p) for _, p in self._biases]
         self._stats_before = self._statistics()
 
     def _momentum_buffer(self, param):
@@ -119,11 +119,11 @@ class ClassifierBiasLedger(HookBase):
 
     def _skipped(self):
         """True when the optimizer did not step (an AMP overflow): no bias and no momentum buffer
-        changed."""
-        for (_, p), b_before, v_before in zip(self._biases, self._bias_before, self._velocity_before):
+        changed (the buffer's last value is the previous step's velocity)."""
+        for (_, p), b_before, v_before in zip(self._biases, self._bias_before, self._previous_velocity):
             v_after = self._momentum_buffer(p)
             if not torch.equal(p.detach().double(), b_before) or (
-                    (v_before is None) != (v_after is None)) or (v_after is not None and not torch.equal(v_after, v_before)):
+                    v_after is not None and not torch.equal(v_after, v_before)):
                 return False
         return True
 
@@ -147,10 +147,10 @@ class ClassifierBiasLedger(HookBase):
             b_before, b_after, lr = self._bias_before[i], p.detach().double(), self._lr_before[i]
             m, wd = float(group.get("momentum", 0.0)), float(group.get("weight_decay", 0.0))
             nesterov = bool(group.get("nesterov", False))
-            buffer = self._optimizer.state.get(p, {}).get("momentum_buffer")
+            buffer = self._momentum_buffer(p)
             # d_t from the optimizer's momentum buffer (exact) ...
             v_prev = self._previous_velocity[i]
-            v = buffer.detach().double() if buffer is not None else (b_before - b_after) / lr
+            v = buffer if buffer is not None else (b_before - b_after) / lr
             d = v - m * v_prev
             self._previous_velocity[i] = v
             # ... and from the bias's own trajectory (the step is lr_t v_t, or lr_t (d_t + m v_t)
